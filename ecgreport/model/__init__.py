@@ -1,0 +1,1 @@
+"""The torch model: ECG encoder, projection into the text model's space, report decoder, losses."""
