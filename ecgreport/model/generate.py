@@ -1,0 +1,35 @@
+"""Greedy report generation in torch, with the same cached step the ONNX bundle runs."""
+
+from __future__ import annotations
+
+import torch
+
+from ecgreport.model.model import ECGReportModel
+
+
+@torch.inference_mode()
+def greedy_generate(model: ECGReportModel, x: torch.Tensor, bos: int, eos: int, max_len: int) -> list[list[int]]:
+    """x (B, 12, window) -> token ids per record, without <bos>, stopping at <eos>."""
+    model.eval()
+    emb, memory = model.encode(x)
+    cross_k, cross_v = model.decoder.cross_kv(memory)
+    b = x.shape[0]
+    cfg = model.cfg
+    dh = cfg.width // cfg.decoder_heads
+    past_k = torch.zeros(cfg.decoder_layers, b, cfg.decoder_heads, 0, dh, dtype=memory.dtype, device=x.device)
+    past_v = past_k.clone()
+    token = torch.full((b,), bos, dtype=torch.long, device=x.device)
+    out = torch.zeros(b, 0, dtype=torch.long, device=x.device)
+    done = torch.zeros(b, dtype=torch.bool, device=x.device)
+    for _ in range(max_len - 1):
+        logits, past_k, past_v = model.decoder.step(token, past_k, past_v, cross_k, cross_v)
+        token = logits.argmax(dim=-1)
+        token = torch.where(done, torch.full_like(token, eos), token)
+        out = torch.cat([out, token[:, None]], dim=1)
+        done |= token == eos
+        if bool(done.all()):
+            break
+    result = []
+    for row in out.tolist():
+        result.append(row[: row.index(eos)] if eos in row else row)
+    return result

@@ -1,0 +1,1 @@
+"""ONNX bundle: export from a checkpoint (torch) and the torch-free runtime that `batch` uses."""

@@ -1,0 +1,131 @@
+"""Zero-shot label sets and the text prompts that define them.
+
+A label's score is the cosine similarity between the ECG embedding and the label's text
+embedding: the normalised mean of the text model's embeddings of its prompts (a prompt
+ensemble, as in CLIP). No diagnostic label is used anywhere in this: prompts are built from
+the SCP statement descriptions in PTB-XL's `scp_statements.csv` plus a few synonyms in the
+wording PTB-XL's reports use (e.g. "hemiblock" for fascicular block), written by hand from
+clinical terminology, not fitted to data.
+
+Label sets (as in the PTB-XL benchmark of Strodthoff et al. 2021):
+  superclass  NORM, MI, STTC, CD, HYP; prompts = descriptions of their member statements
+  subclass    the 23 diagnostic subclasses; prompts = descriptions of their statements
+  form        the 19 form statements;   rhythm  the 12 rhythm statements
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SUPERCLASS_NAMES = {
+    "NORM": "normal ECG",
+    "MI": "myocardial infarction",
+    "STTC": "ST/T change",
+    "CD": "conduction disturbance",
+    "HYP": "hypertrophy",
+}
+
+# Report-style wording for statements whose SCP description reads differently from how the
+# reports say it. Keys are SCP codes; values are extra prompts.
+REPORT_PHRASES: dict[str, list[str]] = {
+    "NORM": ["sinus rhythm. normal ecg.", "normal ecg"],
+    "LAFB": ["left anterior hemiblock"],
+    "LPFB": ["left posterior hemiblock"],
+    "IRBBB": ["incomplete right bundle branch block"],
+    "CRBBB": ["right bundle branch block"],
+    "CLBBB": ["left bundle branch block"],
+    "1AVB": ["av block first degree", "prolonged pq interval"],
+    "LVH": ["voltages suggest left ventricular hypertrophy", "left ventricular hypertrophy with strain"],
+    "LAO/LAE": ["p sinistrocardiale, left atrial enlargement"],
+    "RAO/RAE": ["p dextrocardiale, right atrial enlargement"],
+    "IMI": ["inferior infarction, probably old", "qrs (t) abnormal, inferior infarct"],
+    "ASMI": ["anteroseptal infarction, probably old", "qrs (t) abnormal, anteroseptal infarct"],
+    "AMI": ["anterior infarction"],
+    "NDT": ["non-specific t wave abnormality"],
+    "NST_": ["non-specific st-t changes"],
+    "ISC_": ["st-t changes as in ischemia"],
+    "AFIB": ["atrial fibrillation"],
+    "SR": ["sinus rhythm"],
+}
+
+_PAREN_NOTE = re.compile(r"\s*\((former|unknown origin)[^)]*\)", re.IGNORECASE)
+
+
+@dataclass
+class Label:
+    name: str
+    description: str
+    prompts: list[str] = field(default_factory=list)
+
+
+def _flag(row: dict, key: str) -> bool:
+    value = (row.get(key) or "").strip()
+    return value not in ("", "0", "0.0", "nan")
+
+
+def read_statements(path: Path) -> list[dict]:
+    """Rows of scp_statements.csv, the code under key 'code'."""
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["code"] = row.get("") or row.get("Unnamed: 0") or row.get("code")
+    return rows
+
+
+def _clean(description: str) -> str:
+    return _PAREN_NOTE.sub("", description).strip()
+
+
+def _prompts(codes: list[str], by_code: dict[str, dict]) -> list[str]:
+    out: list[str] = []
+    for code in codes:
+        for p in [_clean(by_code[code]["description"])] + REPORT_PHRASES.get(code, []):
+            if p.lower() not in (q.lower() for q in out):
+                out.append(p)
+    return out
+
+
+def build_label_sets(scp_statements_csv: Path) -> dict[str, list[Label]]:
+    """The four PTB-XL label sets with their prompts, from scp_statements.csv."""
+    rows = read_statements(scp_statements_csv)
+    by_code = {r["code"]: r for r in rows}
+    diag = [r for r in rows if _flag(r, "diagnostic")]
+    sets: dict[str, list[Label]] = {"superclass": [], "subclass": [], "form": [], "rhythm": []}
+    for sc, name in SUPERCLASS_NAMES.items():
+        codes = [r["code"] for r in diag if r["diagnostic_class"] == sc]
+        if codes:
+            sets["superclass"].append(Label(sc, name, _prompts(codes, by_code)))
+    for sub in sorted({r["diagnostic_subclass"] for r in diag if r["diagnostic_subclass"]}):
+        codes = [r["code"] for r in diag if r["diagnostic_subclass"] == sub]
+        desc = _clean(by_code[sub]["description"]) if sub in by_code else "; ".join(_clean(by_code[c]["description"]) for c in codes)
+        sets["subclass"].append(Label(sub, desc, _prompts(codes, by_code)))
+    for key in ("form", "rhythm"):
+        for r in rows:
+            if _flag(r, key):
+                sets[key].append(Label(r["code"], _clean(r["description"]), _prompts([r["code"]], by_code)))
+    return {k: v for k, v in sets.items() if v}
+
+
+def read_label_csv(path: Path) -> list[Label]:
+    """A user's own classes: a CSV with columns `label,description` (more prompts may follow
+    in further columns). The description is the prompt."""
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header or [h.strip().lower() for h in header[:2]] != ["label", "description"]:
+            raise ValueError(f"{path}: expected a header row 'label,description'")
+        labels = []
+        for n, row in enumerate(reader, start=2):
+            if not row or not row[0].strip():
+                continue
+            if len(row) < 2 or not row[1].strip():
+                raise ValueError(f"{path}, line {n}: label {row[0]!r} has no description")
+            prompts = [c.strip() for c in row[1:] if c.strip()]
+            labels.append(Label(row[0].strip(), row[1].strip(), prompts))
+    if not labels:
+        raise ValueError(f"{path}: no labels")
+    return labels
