@@ -25,13 +25,13 @@ def fixtures_dir() -> Path:
     return FIXTURES
 
 
-def fixture_headers(*subdirs: str) -> list[Path]:
-    """Every ``.hea`` under the given fixture subfolders, sorted ([] if absent).
-
-    For ``pytest.mark.parametrize``; pair it with the ``fixtures_dir`` fixture (or
-    :func:`skip_without_fixtures`) so an empty list skips with a reason.
-    """
-    return sorted(p for d in subdirs for p in (FIXTURES / d).rglob("*.hea"))
+def fixture_headers(*subdirs: str) -> list:
+    """Every ``.hea`` under the given fixture subfolders, sorted, as ``pytest.param``s
+    (id: the record name) for ``parametrize``; one skipped param if they are absent."""
+    headers = sorted(p for d in subdirs for p in (FIXTURES / d).rglob("*.hea"))
+    if not headers:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=_MISSING), id="no-fixtures")]
+    return [pytest.param(p, id=p.stem) for p in headers]
 
 
 skip_without_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=_MISSING)

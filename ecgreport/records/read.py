@@ -8,6 +8,7 @@ when its header gain is 0 (uncalibrated), when it is all NaN, or when it is flat
 
 Headers that qualify go through :mod:`ecgreport.records.fastread` (one ``np.fromfile``);
 everything else (other formats, FLAC, multi-segment records) through ``wfdb.rdrecord``.
+wfdb (and pandas with it) is imported only then, so the fast path starts in numpy alone.
 Both give a :class:`~ecgreport.records.fastread.RawSignal` to the same mapping code.
 
 Every failure is a :class:`~ecgreport.errors.RecordError` whose message names the header
@@ -22,15 +23,18 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import wfdb
 
 from ecgreport.errors import RecordError
 from ecgreport.leads import STANDARD_LEADS, canonical_lead
 from ecgreport.records import fastread
 from ecgreport.records.discover import RecordRef
 from ecgreport.records.fastread import RawSignal
+
+if TYPE_CHECKING:
+    import wfdb
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +106,7 @@ def read_header(ref_or_path: RecordRef | str | os.PathLike) -> HeaderInfo:
         return HeaderInfo(record_id, Path(hea), fast.fs_hz, fast.sig_len,
                           list(fast.sig_name), list(fast.units))
     header = _wfdb_header(hea, name)
-    if isinstance(header, wfdb.MultiRecord):
+    if _is_multi_segment(header):
         # The layout header (variable layout) or the first segment names the signals.
         first = next((s for s in header.segments if s is not None), None)
         names = list(first.sig_name or []) if first is not None else []
@@ -266,7 +270,15 @@ def _read_header_text(hea: str, name: str) -> tuple[str, fastread.ParsedHeader |
         raise RecordError(f"{name}: cannot read header: {err.strerror or err}") from err
 
 
+def _is_multi_segment(header: wfdb.Record | wfdb.MultiRecord) -> bool:
+    import wfdb  # already loaded by whoever produced `header`
+
+    return isinstance(header, wfdb.MultiRecord)
+
+
 def _wfdb_header(hea: str, name: str) -> wfdb.Record | wfdb.MultiRecord:
+    import wfdb  # here, not at the top: only the general reader needs it
+
     try:
         return wfdb.rdheader(hea[: -len(".hea")], rd_segments=True)
     except Exception as err:  # wfdb raises many types on bad input; all mean "bad header"
@@ -275,8 +287,11 @@ def _wfdb_header(hea: str, name: str) -> wfdb.Record | wfdb.MultiRecord:
 
 def _read_wfdb(hea: str, text: str, sampfrom: int, sampto: int | None, name: str) -> RawSignal:
     """General reader: any format wfdb reads, multi-segment records included."""
+    import wfdb
+
     header = _wfdb_header(hea, name)
-    if isinstance(header, wfdb.MultiRecord):
+    multi_segment = _is_multi_segment(header)
+    if multi_segment:
         units_of, zero_gain_names = _segment_units_gains(hea, header)
     else:
         _check_signal_files(hea, header, name)
@@ -288,14 +303,15 @@ def _read_wfdb(hea: str, text: str, sampfrom: int, sampto: int | None, name: str
     except Exception as err:  # as above: any wfdb failure means this record is unreadable
         raise RecordError(f"{name}: cannot read signal: {_one_line(err)}") from err
     sig_name = list(record.sig_name or [])
+    wfdb_units = list(record.units or ["mV"] * len(sig_name))
     p_signal = record.p_signal
     if p_signal is None or p_signal.ndim != 2:
         raise RecordError(f"{name}: signal is empty (0 samples)")
-    if isinstance(header, wfdb.MultiRecord):
-        units = [units_of.get(s, u) for s, u in zip(sig_name, record.units)]
+    if multi_segment:
+        units = [units_of.get(s, u) for s, u in zip(sig_name, wfdb_units)]
         zero_gain = frozenset(i for i, s in enumerate(sig_name) if s in zero_gain_names)
     else:
-        units, gains = _lenient_units_gains(text, len(sig_name), list(record.units))
+        units, gains = _lenient_units_gains(text, len(sig_name), wfdb_units)
         zero_gain = frozenset(i for i, g in enumerate(gains) if g == 0)
     return RawSignal(float(record.fs), p_signal, sig_name, units, zero_gain)
 
