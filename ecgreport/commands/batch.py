@@ -1,0 +1,122 @@
+"""`ecgreport batch`: parse the options, call :func:`ecgreport.batch.run_batch`, map errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ecgreport.errors import BundleError, EcgReportError, ExitCode
+
+logger = logging.getLogger(__name__)
+
+
+def batch(
+    folder: Path = typer.Argument(
+        ..., help="Folder of WFDB records (searched recursively), or one .hea header.",
+        show_default=False),
+    out: Path = typer.Option(
+        Path("ecgreport-out"), "--out", "-o", help="Folder for reports/, diagnoses.csv, "
+        "records.jsonl and run.json."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="Model bundle folder (manifest.json + ONNX files). "
+        "Default: the model packaged with ecgreport.", show_default=False),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda."),
+    batch_size: int = typer.Option(64, "--batch-size", help="ECG windows per model call."),
+    max_windows: int = typer.Option(
+        6, "--max-windows", help="Most windows analysed per record; longer records are "
+        "sampled at this many evenly spread places."),
+    min_seconds: float = typer.Option(
+        5.0, "--min-seconds", help="Records shorter than this are rejected (failed)."),
+    beams: int = typer.Option(1, "--beams", help="Beam width for the report (1 = greedy)."),
+    top_k: int = typer.Option(5, "--top-k", help="Zero-shot findings listed per report."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", help="CSV of extra labels 'label,description' scored as set "
+        "'custom' (needs: pip install ecgreport[train]).", show_default=False),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run in --out: skip records already "
+        "done, retry failed ones."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier outputs in --out."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad record."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", metavar="K/N", help="Process only shard K of N (record i of the "
+        "sorted list goes to shard i % N + 1).", show_default=False),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, per-record "
+                               "messages or summary on stderr (errors still show)."),
+    include_header_comments: bool = typer.Option(
+        False, "--include-header-comments", help="Copy header comments (age, sex, free text: "
+        "may identify patients) into the outputs."),
+) -> None:
+    """Write a report and zero-shot diagnosis scores for every ECG in FOLDER.
+
+    Every WFDB record (.hea header, signals in .dat, FLAC or Challenge .mat) is read
+    as the 12 standard leads in mV, resampled to the model's rate and analysed in
+    windows. Into --out go:
+
+    \b
+      reports/<record>.txt  disclaimer, generated report, top findings, input warnings
+      diagnoses.csv         one row per record, one column per label (cosine similarity)
+      records.jsonl         everything per record, including why a record failed
+      run.json              tool version, model checksum, arguments, counts, timing
+
+    Scores are cosine similarities between the ECG and each label's description, not
+    probabilities: compare them within a label set, across records.
+
+    \b
+    Examples:
+      ecgreport batch ecgs/ --out results/
+      ecgreport batch ecgs/ -o results/ --resume          # continue after Ctrl-C
+      ecgreport batch ecgs/ -o part1/ --shard 1/2         # on two machines, then
+      python -m ecgreport.outputs.merge part1 part2 --into results/
+
+    \b
+    Exit codes: 0 all records done, 1 fatal error, 2 usage error, 3 some records
+    failed, 4 no records found, 5 model bundle missing or invalid, 130 interrupted.
+    """
+    from ecgreport.batch import UsageError, parse_shard, run_batch
+
+    console = Console(stderr=True)
+
+    def fail(message: str, code: ExitCode) -> typer.Exit:
+        console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        return typer.Exit(int(code))
+
+    try:
+        summary = run_batch(
+            folder, out, model, device=device, batch_size=batch_size, max_windows=max_windows,
+            min_seconds=min_seconds, resume=resume, overwrite=overwrite, fail_fast=fail_fast,
+            labels_csv=labels, top_k=top_k, beams=beams,
+            shard=parse_shard(shard) if shard is not None else None,
+            include_header_comments=include_header_comments, quiet=quiet, console=console)
+    except UsageError as err:
+        raise fail(str(err), ExitCode.USAGE) from None
+    except BundleError as err:
+        raise fail(str(err), ExitCode.BAD_BUNDLE) from None
+    except KeyboardInterrupt:
+        raise fail(f"interrupted: the records finished so far are saved in {out}; run the "
+                   "same command with --resume to continue", ExitCode.INTERRUPTED) from None
+    except EcgReportError as err:
+        raise fail(str(err), ExitCode.FATAL) from None
+    except Exception as err:  # a bug or an environment problem: one line, traceback with -v
+        logger.debug("batch failed", exc_info=True)
+        raise fail(f"{type(err).__name__}: {err} (run `ecgreport -v batch ...` for details)",
+                   ExitCode.FATAL) from None
+
+    if summary.n_records == 0:
+        where = f"{folder}" + (f" for shard {shard}" if shard else "")
+        raise fail(f"no WFDB records (.hea headers) found in {where}", ExitCode.NO_RECORDS)
+    if not quiet:
+        resumed = f" ({summary.n_resumed} from the earlier run)" if summary.n_resumed else ""
+        stopped = (f", {summary.n_not_processed} not processed (--fail-fast)"
+                   if summary.n_not_processed else "")
+        colour = "yellow" if summary.n_failed else "green"
+        console.print(
+            f"[{colour}]{summary.n_ok} ok{escape(resumed)}, {summary.n_failed} failed"
+            f"{stopped}[/{colour}] in {summary.wall_s:.1f} s "
+            f"({summary.records_per_s:.1f} ECG/s); outputs in {escape(str(out))}",
+            highlight=False)
+    raise typer.Exit(int(summary.exit_code))

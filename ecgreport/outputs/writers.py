@@ -1,0 +1,291 @@
+"""The batch outputs: atomic files, the growing CSV/JSONL logs, report text, and merging.
+
+Every file is written so that a reader never sees half of it:
+
+* whole files (``run.json``, ``reports/<record>.txt``, a rewritten log) go to a temporary
+  file in the same folder, are fsynced, then renamed over the target (``os.replace`` is
+  atomic on one file system);
+* ``diagnoses.csv`` and ``records.jsonl`` grow by whole batches: one ``write`` of
+  complete lines, then flush and fsync. A run killed mid-batch can leave at most one
+  partial last line, which :func:`read_jsonl` ignores and ``--resume`` rewrites away.
+
+A ``records.jsonl`` line is the source of truth for a record; the CSV row and the report
+text are both derived from it (:func:`csv_row`, :func:`report_text`), so ``--resume`` and
+:func:`merge_outputs` can rebuild them consistently.
+
+Merging the outputs of ``--shard K/N`` runs::
+
+    python -m ecgreport.outputs.merge OUT1 OUT2 ... --into MERGED
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ecgreport import DISCLAIMER, __version__
+
+REPORTS_DIR = "reports"
+DIAGNOSES_CSV = "diagnoses.csv"
+RECORDS_JSONL = "records.jsonl"
+RUN_JSON = "run.json"
+OUTPUT_NAMES = (REPORTS_DIR, DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON)
+
+# Leading and trailing CSV columns; the label columns ("<set>:<label>") go in between.
+CSV_HEAD = ("record_id", "status")
+CSV_TAIL = ("top_findings", "error")
+SCORE_DECIMALS = 4
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, encoding: str = "utf-8", newline: str | None = None) -> Iterator[io.TextIOBase]:
+    """Open a text file for writing that appears at ``path`` only once complete.
+
+    The temporary file (``.<name>.<random>.tmp`` in the same folder) is removed if the
+    block raises, KeyboardInterrupt included.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline=newline) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path) as f:
+        f.write(text)
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+class AppendLog:
+    """A text file that grows by whole chunks of lines, each one durable once written."""
+
+    def __init__(self, path: Path, newline: str | None = None):
+        self.path = Path(path)
+        self._file = open(self.path, "a", encoding="utf-8", newline=newline)
+
+    def append(self, text: str) -> None:
+        if not text:
+            return
+        self._file.write(text)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def existing_outputs(out_dir: Path) -> list[str]:
+    """Names of batch outputs already present in ``out_dir`` (other files do not count)."""
+    return [name for name in OUTPUT_NAMES if (Path(out_dir) / name).exists()]
+
+
+def remove_outputs(out_dir: Path) -> None:
+    """Delete the batch outputs in ``out_dir`` (for ``--overwrite``); nothing else."""
+    out_dir = Path(out_dir)
+    shutil.rmtree(out_dir / REPORTS_DIR, ignore_errors=True)
+    for name in (DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON):
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / name).unlink()
+
+
+def report_path(out_dir: Path, record_id: str) -> Path:
+    """``out_dir/reports/<record_id>.txt``; subfolders of the record id are mirrored."""
+    parts = [p for p in record_id.split("/") if p not in ("", ".", "..")] or ["_"]
+    return Path(out_dir, REPORTS_DIR, *parts[:-1], parts[-1] + ".txt")
+
+
+# ---------------------------------------------------------------- JSONL and CSV
+
+
+def jsonl_line(entry: dict) -> str:
+    return json.dumps(entry, ensure_ascii=False) + "\n"
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    """The entries of a ``records.jsonl``; a truncated or corrupt line is skipped."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and "record_id" in entry:
+                yield entry
+
+
+def label_columns(label_sets: dict[str, list[str]]) -> list[str]:
+    """One CSV column per label of every set: ``"<set>:<label>"``, sets in order."""
+    return [f"{name}:{label}" for name, labels in label_sets.items() for label in labels]
+
+
+def csv_header(columns: list[str]) -> list[str]:
+    return [*CSV_HEAD, *columns, *CSV_TAIL]
+
+
+def csv_row(entry: dict, columns: list[str]) -> list[str]:
+    """The ``diagnoses.csv`` row of a ``records.jsonl`` entry; empty scores if it failed."""
+    scores = entry.get("scores") or {}
+    cells = []
+    for column in columns:
+        set_name, _, label = column.partition(":")
+        value = scores.get(set_name, {}).get(label)
+        cells.append("" if value is None else f"{value:.{SCORE_DECIMALS}f}")
+    return [entry["record_id"], entry["status"], *cells,
+            format_top_findings(entry.get("top_findings") or []), entry.get("error") or ""]
+
+
+def csv_text(rows: Iterable[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def read_csv_header(path: Path) -> list[str] | None:
+    with open(path, encoding="utf-8", newline="") as f:
+        return next(csv.reader(f), None)
+
+
+def format_top_findings(findings: list[dict]) -> str:
+    """``"NORM 0.4123 (superclass #1); SR 0.3901 (rhythm #1)"``."""
+    return "; ".join(
+        f"{f['label']} {f['similarity']:.{SCORE_DECIMALS}f} ({f['set']} #{f['rank']})"
+        for f in findings
+    )
+
+
+def rewrite_logs(out_dir: Path, entries: Iterable[dict], columns: list[str]) -> None:
+    """Atomically replace ``records.jsonl`` and ``diagnoses.csv`` by ``entries``.
+
+    ``entries`` is consumed once, streaming (it may be a generator over the old log).
+    """
+    out_dir = Path(out_dir)
+    with atomic_open(out_dir / RECORDS_JSONL) as jsonl, \
+            atomic_open(out_dir / DIAGNOSES_CSV, newline="") as diagnoses:
+        writer = csv.writer(diagnoses, lineterminator="\n")
+        writer.writerow(csv_header(columns))
+        for entry in entries:
+            jsonl.write(jsonl_line(entry))
+            writer.writerow(csv_row(entry, columns))
+
+
+# ---------------------------------------------------------------- report text
+
+
+def report_text(entry: dict) -> str:
+    """The ``reports/<record>.txt`` of a successful ``records.jsonl`` entry."""
+    lines = [
+        f"ecgreport {entry.get('tool_version', __version__)}: machine-generated ECG report",
+        "",
+        DISCLAIMER,
+        "",
+        f"Record:   {entry['record_id']}",
+        f"File:     {entry['path']}",
+        f"Input:    {entry['fs_hz']:g} Hz, {entry['duration_s']:.1f} s, "
+        f"leads {', '.join(entry['leads_found']) or 'none'}",
+        f"Analysed: {len(entry['window_starts_s'])} window(s) of {entry['window_s']:g} s "
+        f"starting at {', '.join(f'{s:g}' for s in entry['window_starts_s'])} s; "
+        f"report from the window at {entry['report_window_start_s']:g} s",
+        "",
+        "Generated report:",
+        f"  {entry['report'] or '(empty)'}",
+        "",
+        "Top zero-shot findings. The numbers are cosine similarities (-1 to 1) between the ECG",
+        "and each label's text, NOT probabilities; compare them within one label set.",
+    ]
+    for i, f in enumerate(entry["top_findings"], 1):
+        described = f["label"] if f["description"] in ("", f["label"]) \
+            else f"{f['label']} ({f['description']})"
+        lines.append(f"  {i}. {described}: {f['similarity']:.{SCORE_DECIMALS}f}, "
+                     f"rank {f['rank']} of {f['set_size']} in {f['set']}")
+    lines += ["", "Input warnings:"]
+    lines += [f"  - {w}" for w in entry["warnings"]] or ["  none"]
+    if entry.get("header_comments") is not None:
+        lines += ["", "Header comments (copied with --include-header-comments):"]
+        lines += [f"  {c}" for c in entry["header_comments"]] or ["  none"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- merging shards
+
+
+def merge_outputs(dirs: list[Path], into: Path) -> dict:
+    """Merge the outputs of several batch runs (e.g. ``--shard 1/3`` ... ``3/3``) into one.
+
+    ``records.jsonl`` lines are concatenated, ``diagnoses.csv`` is rebuilt from them with
+    the header once, reports are copied, and ``run.json`` sums the counts and lists the
+    source runs. Raises ValueError if the runs' label columns differ, if a record appears
+    in two runs, or if ``into`` already holds outputs. Returns the merged ``run.json``.
+
+    >>> merge_outputs([Path("out-1"), Path("out-2")], Path("out"))  # doctest: +SKIP
+    """
+    dirs = [Path(d) for d in dirs]
+    into = Path(into)
+    if not dirs:
+        raise ValueError("nothing to merge: give at least one output folder")
+    if existing_outputs(into):
+        raise ValueError(f"{into} already holds batch outputs: merge into an empty folder")
+    columns, runs, seen = None, [], set()
+    for d in dirs:
+        if not (d / RECORDS_JSONL).is_file():
+            raise ValueError(f"{d} has no {RECORDS_JSONL}: not a batch output folder")
+        header = read_csv_header(d / DIAGNOSES_CSV) if (d / DIAGNOSES_CSV).is_file() else None
+        these = header[len(CSV_HEAD):-len(CSV_TAIL)] if header else None
+        if these is not None and columns is not None and these != columns:
+            raise ValueError(f"{d}/{DIAGNOSES_CSV} has other label columns than {dirs[0]}")
+        columns = these if these is not None else columns
+        for entry in read_jsonl(d / RECORDS_JSONL):
+            if entry["record_id"] in seen:
+                raise ValueError(f"record {entry['record_id']} appears in more than one run")
+            seen.add(entry["record_id"])
+        runs.append(json.loads((d / RUN_JSON).read_text()) if (d / RUN_JSON).is_file() else {})
+
+    def entries():
+        for d in dirs:
+            yield from read_jsonl(d / RECORDS_JSONL)
+
+    into.mkdir(parents=True, exist_ok=True)
+    for d in dirs:
+        if (d / REPORTS_DIR).is_dir():
+            shutil.copytree(d / REPORTS_DIR, into / REPORTS_DIR, dirs_exist_ok=True)
+    rewrite_logs(into, entries(), columns or [])
+    counts: dict[str, int] = {}
+    for run in runs:
+        for key, value in (run.get("counts") or {}).items():
+            counts[key] = counts.get(key, 0) + int(value)
+    merged = {
+        "tool": "ecgreport",
+        "version": __version__,
+        "status": "merged",
+        "merged_from": [str(d) for d in dirs],
+        "bundle": next((r["bundle"] for r in runs if r.get("bundle")), None),
+        "counts": counts,
+        "runs": runs,
+    }
+    shas = {(r.get("bundle") or {}).get("manifest_sha256") for r in runs} - {None}
+    if len(shas) > 1:
+        merged["warning"] = "the runs used different model bundles"
+    write_json(into / RUN_JSON, merged)
+    return merged
