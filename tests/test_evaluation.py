@@ -164,6 +164,17 @@ def test_statement_scores_hand_computed():
     assert math.isnan(result["per_code"]["C"]["recall"])
 
 
+def test_report_statement_scores_uses_all_scp_keys():
+    # Likelihood 0 keys count: a report naming the rhythm scores on SR as well as NORM.
+    result = statements.report_statement_scores(
+        [{"NORM": 100.0, "SR": 0.0}, {"IMI": 35.0, "ABQRS": 0.0, "SR": 0.0}],
+        ["sinus rhythm. normal ecg.", "sinus rhythm. normal ecg."],
+    )
+    assert result["per_code"]["SR"]["recall"] == 1.0
+    assert result["per_code"]["NORM"]["precision"] == 0.5
+    assert result["micro_recall"] == pytest.approx(3 / 5)
+
+
 def test_statement_scores_rejects_mismatched_lengths():
     with pytest.raises(ValueError):
         statement_scores([{"A"}], [], ["A"])

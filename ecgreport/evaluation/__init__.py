@@ -5,32 +5,41 @@
 - `labels`: PTB-XL benchmark label sets (superclass, subclass, diagnostic, form, rhythm, all).
 - `detection`: macro ROC AUC and its bootstrap confidence interval.
 
-No torch here: evaluation runs on the outputs (texts, scores) of any backend.
+No torch here: evaluation runs on the outputs (texts, scores) of any backend. The names below
+are imported on first use, so ``python -m ecgreport.evaluation.statements`` runs cleanly and
+importing the package costs nothing.
 """
 
-from ecgreport.evaluation.detection import bootstrap_auc_ci, macro_auc, per_class_auc
-from ecgreport.evaluation.labels import TASKS, LabelTable, load_ptbxl_labels, load_scp_statements
-from ecgreport.evaluation.statements import (
-    EXTRACTABLE_CODES,
-    extract_statements,
-    extractor_agreement,
-    statement_scores,
-)
-from ecgreport.evaluation.text_metrics import METRICS, caption_scores, java_available
+from __future__ import annotations
 
-__all__ = [
-    "EXTRACTABLE_CODES",
-    "METRICS",
-    "TASKS",
-    "LabelTable",
-    "bootstrap_auc_ci",
-    "caption_scores",
-    "extract_statements",
-    "extractor_agreement",
-    "java_available",
-    "load_ptbxl_labels",
-    "load_scp_statements",
-    "macro_auc",
-    "per_class_auc",
-    "statement_scores",
-]
+import importlib
+
+_EXPORTS = {
+    "bootstrap_auc_ci": "detection",
+    "macro_auc": "detection",
+    "per_class_auc": "detection",
+    "TASKS": "labels",
+    "LabelTable": "labels",
+    "load_ptbxl_labels": "labels",
+    "load_scp_statements": "labels",
+    "EXTRACTABLE_CODES": "statements",
+    "extract_statements": "statements",
+    "extractor_agreement": "statements",
+    "report_statement_scores": "statements",
+    "statement_scores": "statements",
+    "METRICS": "text_metrics",
+    "caption_scores": "text_metrics",
+    "java_available": "text_metrics",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
