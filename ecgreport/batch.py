@@ -38,12 +38,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import itertools
-import json
 import logging
 import math
 import os
-import signal as _signal
-import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +58,7 @@ from ecgreport import __version__
 from ecgreport.errors import BundleError, EcgReportError, ExitCode, RecordError
 from ecgreport.leads import STANDARD_LEADS
 from ecgreport.outputs import writers
+from ecgreport.outputs.sink import BatchSink, failure_line
 from ecgreport.records import RecordRef, find_records, read_header, read_record
 from ecgreport.signal import normalise, plan_windows, resample
 
@@ -212,7 +210,6 @@ def run_batch(
             raise EcgReportError(f"--labels needs the text model: {err}") from err
         label_sets[CUSTOM_SET] = list(custom)
         descriptions[CUSTOM_SET] = dict(custom)
-    columns = writers.label_columns(label_sets)
     summary.provider = str(getattr(runner, "provider", ""))
     run_info = {
         "tool": "ecgreport", "version": __version__, "status": "running",
@@ -222,14 +219,13 @@ def run_batch(
         "label_sets": {name: len(labels) for name, labels in label_sets.items()},
     }
 
-    done: set[str] = set()
     if present and overwrite:
         writers.remove_outputs(out_dir)
-    if present and resume:
-        done = _prepare_resume(out_dir, columns, bundle.manifest_sha256)
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        writers.rewrite_logs(out_dir, [], columns)
+    sink = BatchSink(out_dir, label_sets, descriptions, top_k)
+    try:
+        done = sink.open(resume=bool(present and resume), manifest_sha256=bundle.manifest_sha256)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     todo = [ref for ref in refs if _printable(ref.record_id) not in done]
     summary.n_resumed = summary.n_ok = len(refs) - len(todo)
 
@@ -243,16 +239,19 @@ def run_batch(
                             "not_processed": summary.n_not_processed})
         writers.write_json(out_dir / writers.RUN_JSON, run_info)
 
-    save_run_info()
     spec = _Spec(fs_hz=float(bundle.fs_hz), window_samples=int(bundle.window_samples),
                  min_s=min_seconds, max_windows=max_windows, comments=include_header_comments)
-    sink = _Sink(out_dir, columns, label_sets, descriptions, top_k, summary, console, quiet)
     try:
+        save_run_info()
         with _progress(console, quiet) as progress:
             task = progress.add_task("ECGs", total=len(todo))
-            sink.on_written = lambda n: progress.advance(task, n)
-            _pipeline(todo, spec, runner, sink, batch_size, beams, max_tokens, fail_fast,
-                      read_workers)
+
+            def written(entries: list[dict]) -> None:
+                _count(entries, summary, None if quiet else console)
+                progress.advance(task, len(entries))
+
+            summary.n_not_processed = _pipeline(todo, spec, runner, sink, written, batch_size,
+                                                beams, max_tokens, fail_fast, read_workers)
         summary.status = "stopped by --fail-fast" if summary.n_not_processed else "completed"
     except KeyboardInterrupt:
         summary.status = "interrupted"
@@ -378,27 +377,32 @@ def aggregate_windows(embedding: np.ndarray) -> tuple[np.ndarray, int]:
     return mean, int(np.argmax(embedding @ mean))
 
 
-def _pipeline(todo, spec, runner, sink, batch_size, beams, max_tokens, fail_fast, workers):
+def _pipeline(todo, spec, runner, sink, written, batch_size, beams, max_tokens, fail_fast,
+              workers) -> int:
+    """Read, batch, infer and write ``todo`` in order; return how many were not processed
+    (stopped by ``fail_fast``). ``written(entries)`` is called after each batch is saved."""
     depth = max(2 * workers, math.ceil(2 * batch_size / spec.max_windows))
     pending: list[_Prepared] = []
-    n_windows = 0
+    n_windows, not_processed = 0, 0
     with contextlib.closing(_read_ahead(lambda ref: _prepare(ref, spec), todo, workers,
                                         depth)) as prepared:
         for i, item in enumerate(prepared):
             size = 0 if item.windows is None else len(item.windows)
             if pending and n_windows + size > batch_size:
-                _infer(pending, runner, beams, max_tokens, sink)
+                _infer(pending, runner, beams, max_tokens, sink, written)
                 pending, n_windows = [], 0
             pending.append(item)
             n_windows += size
             if fail_fast and item.windows is None:
-                sink.summary.n_not_processed = len(todo) - i - 1
+                not_processed = len(todo) - i - 1
                 break
     if pending:
-        _infer(pending, runner, beams, max_tokens, sink)
+        _infer(pending, runner, beams, max_tokens, sink, written)
+    return not_processed
 
 
-def _infer(items: list[_Prepared], runner, beams: int, max_tokens: int, sink: "_Sink") -> None:
+def _infer(items: list[_Prepared], runner, beams: int, max_tokens: int, sink: BatchSink,
+           written) -> None:
     ok = [item for item in items if item.windows is not None]
     if ok:
         enc = runner.encode(np.concatenate([item.windows for item in ok]))
@@ -413,100 +417,29 @@ def _infer(items: list[_Prepared], runner, beams: int, max_tokens: int, sink: "_
         scores = runner.scores(np.stack(record_emb).astype(np.float32))
         reports = runner.generate(enc.take(best_rows), max_tokens=max_tokens, beams=beams)
         for row, (item, report) in enumerate(zip(ok, reports)):
-            item.entry.update(status="ok", report=report,
-                              **sink.score_fields({s: np.asarray(scores[s])[row]
-                                                   for s in sink.label_sets}))
+            item.entry.update(status="ok", report=report, **sink.findings(
+                {name: np.asarray(scores[name])[row] for name in sink.label_sets}))
             item.windows = None  # free the signal before writing
-    sink.write([item.entry for item in items])
+    entries = [item.entry for item in items]
+    sink.write(entries)
+    written(entries)
 
 
-# ---------------------------------------------------------------- writing
+# ---------------------------------------------------------------- people-messages
 
 
-class _Sink:
-    """Turns finished entries into outputs: reports, then one append to each log."""
-
-    def __init__(self, out_dir, columns, label_sets, descriptions, top_k, summary, console,
-                 quiet):
-        self.out_dir, self.columns = out_dir, columns
-        self.label_sets, self.descriptions, self.top_k = label_sets, descriptions, top_k
-        self.summary, self.console, self.quiet = summary, console, quiet
-        self.on_written = lambda n: None
-        self.jsonl = writers.AppendLog(out_dir / writers.RECORDS_JSONL)
-        self.csv = writers.AppendLog(out_dir / writers.DIAGNOSES_CSV, newline="")
-
-    def score_fields(self, scores: dict[str, np.ndarray]) -> dict:
-        """``scores`` {set: {label: similarity}} and ``top_findings`` for one record."""
-        rounded = {s: {label: round(float(v), writers.SCORE_DECIMALS)
-                       for label, v in zip(labels, scores[s])}
-                   for s, labels in self.label_sets.items()}
-        candidates = []
-        for set_index, (set_name, labels) in enumerate(self.label_sets.items()):
-            values = np.asarray(scores[set_name], dtype=np.float64)
-            order = np.argsort(-values, kind="stable")
-            rank = np.empty(len(values), dtype=int)
-            rank[order] = np.arange(1, len(values) + 1)
-            candidates += [(-values[j], set_index, j, set_name, label, int(rank[j]), len(labels))
-                           for j, label in enumerate(labels)]
-        candidates.sort(key=lambda c: c[:3])
-        top = [{"set": set_name, "label": label,
-                "description": self.descriptions.get(set_name, {}).get(label, label),
-                "similarity": round(-neg, writers.SCORE_DECIMALS), "rank": rank,
-                "set_size": size}
-               for neg, _, _, set_name, label, rank, size in candidates[:self.top_k]]
-        return {"scores": rounded, "top_findings": top}
-
-    def write(self, entries: list[dict]) -> None:
-        for entry in entries:
-            if entry["status"] == "ok":
-                writers.atomic_write_text(writers.report_path(self.out_dir, entry["record_id"]),
-                                          writers.report_text(entry))
-        jsonl_text = "".join(writers.jsonl_line(e) for e in entries)
-        csv_text = writers.csv_text(writers.csv_row(e, self.columns) for e in entries)
-        with _deferred_interrupt():  # both logs get the whole batch, or neither
-            self.jsonl.append(jsonl_text)
-            self.csv.append(csv_text)
-        for entry in entries:
-            if entry["status"] == "ok":
-                self.summary.n_ok += 1
-                continue
-            self.summary.n_failed += 1
-            if len(self.summary.failures) < MAX_FAILURES_KEPT:
-                self.summary.failures.append((entry["record_id"], entry["error"]))
-            if not self.quiet:
-                self.console.print(Text.assemble(("failed ", "yellow"), failure_line(entry)),
-                                   highlight=False)
-        self.on_written(len(entries))
-
-    def close(self) -> None:
-        self.jsonl.close()
-        self.csv.close()
-
-
-def failure_line(entry: dict) -> str:
-    """``"sub/rec.hea: signal file rec.dat is truncated (...)"``: the file, then why."""
-    name = os.path.basename(entry["path"])
-    reason = entry["error"] or "unknown error"
-    if reason.startswith(name + ": "):
-        reason = reason[len(name) + 2:]
-    return f"{entry['record_id']}.hea: {reason}"
-
-
-@contextlib.contextmanager
-def _deferred_interrupt():
-    """Hold Ctrl-C until the block is done, then raise KeyboardInterrupt (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = _signal.signal(_signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        _signal.signal(_signal.SIGINT, previous if previous is not None
-                       else _signal.default_int_handler)
-    if received:
-        raise KeyboardInterrupt
+def _count(entries: list[dict], summary: BatchSummary, console: Console | None) -> None:
+    """Add saved entries to the summary; one line per failed record on ``console``."""
+    for entry in entries:
+        if entry["status"] == "ok":
+            summary.n_ok += 1
+            continue
+        summary.n_failed += 1
+        if len(summary.failures) < MAX_FAILURES_KEPT:
+            summary.failures.append((entry["record_id"], entry["error"]))
+        if console is not None:
+            console.print(Text.assemble(("failed ", "yellow"), failure_line(entry)),
+                          highlight=False)
 
 
 class _RateColumn(ProgressColumn):
@@ -559,42 +492,6 @@ def _read_labels_csv(path: Path) -> dict[str, str]:
     if not labels:
         raise UsageError(f"--labels file {path} has no labels (expected rows: label,description)")
     return labels
-
-
-def _prepare_resume(out_dir: Path, columns: list[str], manifest_sha256: str) -> set[str]:
-    """Check the earlier run is compatible; keep its ``ok`` records; return their ids.
-
-    Failed records and any partial last line are dropped (failed ones are retried), and
-    ``diagnoses.csv`` is rebuilt from the kept lines, so the two logs agree again.
-    """
-    run_path = out_dir / writers.RUN_JSON
-    if run_path.is_file():
-        try:
-            earlier = json.loads(run_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            earlier = {}
-        sha = (earlier.get("bundle") or {}).get("manifest_sha256")
-        if sha and sha != manifest_sha256:
-            raise UsageError(f"{out_dir} was made with another model bundle: resuming would "
-                             "mix two models; use --overwrite or another --out")
-    csv_path = out_dir / writers.DIAGNOSES_CSV
-    if csv_path.is_file():
-        header = writers.read_csv_header(csv_path)
-        if header and header != writers.csv_header(columns):
-            raise UsageError(f"{csv_path} has other label columns (another --labels file?): "
-                             "use the same options to resume, or --overwrite")
-    done: set[str] = set()
-    jsonl_path = out_dir / writers.RECORDS_JSONL
-
-    def kept():
-        if jsonl_path.is_file():
-            for entry in writers.read_jsonl(jsonl_path):
-                if entry.get("status") == "ok" and entry["record_id"] not in done:
-                    done.add(entry["record_id"])
-                    yield entry
-
-    writers.rewrite_logs(out_dir, kept(), columns)
-    return done
 
 
 def _printable(text: str) -> str:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import wfdb
 from rich.console import Console
 
 from conftest import FIXTURES, ecg_like, skip_without_fixtures, write_record

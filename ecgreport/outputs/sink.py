@@ -1,0 +1,153 @@
+"""The outputs of one batch run as they grow: reports first, then one append to each log.
+
+:class:`BatchSink` turns finished ``records.jsonl`` entries into files. A batch's reports
+are written (atomically) before its log lines, and the two logs get the batch in one
+append each with Ctrl-C held off in between, so a record listed as ``ok`` always has its
+report and ``diagnoses.csv`` never lags ``records.jsonl`` by half a batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ecgreport.outputs import writers
+
+
+class BatchSink:
+    """Writes one run's outputs into ``out_dir``.
+
+    ``label_sets``: {set: [label, ...]} in column order; ``descriptions``: {set: {label:
+    text}}; ``top_k``: findings listed per record.
+    """
+
+    def __init__(self, out_dir: Path, label_sets: dict[str, list[str]],
+                 descriptions: dict[str, dict[str, str]], top_k: int):
+        self.out_dir = Path(out_dir)
+        self.label_sets, self.descriptions, self.top_k = label_sets, descriptions, top_k
+        self.columns = writers.label_columns(label_sets)
+        self._jsonl: writers.AppendLog | None = None
+        self._csv: writers.AppendLog | None = None
+
+    def open(self, resume: bool, manifest_sha256: str) -> set[str]:
+        """Start the logs; with ``resume``, keep the earlier run's ``ok`` records and
+        return their ids (see :func:`prepare_resume`; raises ValueError if incompatible)."""
+        done: set[str] = set()
+        if resume:
+            done = prepare_resume(self.out_dir, self.columns, manifest_sha256)
+        else:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            writers.rewrite_logs(self.out_dir, [], self.columns)
+        self._jsonl = writers.AppendLog(self.out_dir / writers.RECORDS_JSONL)
+        self._csv = writers.AppendLog(self.out_dir / writers.DIAGNOSES_CSV, newline="")
+        return done
+
+    def findings(self, scores: dict[str, np.ndarray]) -> dict:
+        """``scores`` ({set: {label: similarity}}) and ``top_findings`` of one record from
+        its ``{set: (n_labels,)}`` similarities. The top findings are the ``top_k`` highest
+        similarities over all sets, each with its rank within its own set."""
+        rounded = {name: {label: round(float(v), writers.SCORE_DECIMALS)
+                          for label, v in zip(labels, scores[name])}
+                   for name, labels in self.label_sets.items()}
+        candidates = []
+        for set_index, (name, labels) in enumerate(self.label_sets.items()):
+            values = np.asarray(scores[name], dtype=np.float64)
+            rank = np.empty(len(values), dtype=int)
+            rank[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
+            candidates += [(-values[j], set_index, j, name, label, int(rank[j]), len(labels))
+                           for j, label in enumerate(labels)]
+        candidates.sort(key=lambda c: c[:3])  # deterministic on ties: set order, label order
+        top = [{"set": name, "label": label,
+                "description": self.descriptions.get(name, {}).get(label, label),
+                "similarity": round(-negative, writers.SCORE_DECIMALS), "rank": rank,
+                "set_size": size}
+               for negative, _, _, name, label, rank, size in candidates[:self.top_k]]
+        return {"scores": rounded, "top_findings": top}
+
+    def write(self, entries: list[dict]) -> None:
+        """Reports of the ``ok`` entries, then every entry to both logs."""
+        for entry in entries:
+            if entry["status"] == "ok":
+                writers.atomic_write_text(writers.report_path(self.out_dir, entry["record_id"]),
+                                          writers.report_text(entry))
+        jsonl_text = "".join(writers.jsonl_line(e) for e in entries)
+        csv_text = writers.csv_text(writers.csv_row(e, self.columns) for e in entries)
+        with deferred_interrupt():
+            self._jsonl.append(jsonl_text)
+            self._csv.append(csv_text)
+
+    def close(self) -> None:
+        for log in (self._jsonl, self._csv):
+            if log is not None:
+                log.close()
+
+
+def prepare_resume(out_dir: Path, columns: list[str], manifest_sha256: str) -> set[str]:
+    """Check an earlier run in ``out_dir`` can be continued; keep its ``ok`` records.
+
+    Failed records and any partial last line are dropped (failed records are retried),
+    and ``diagnoses.csv`` is rebuilt from the kept lines, so the two logs agree again.
+    Returns the kept record ids. Raises ValueError, saying why, if the earlier run used
+    another model bundle or other label columns.
+    """
+    out_dir = Path(out_dir)
+    run_path = out_dir / writers.RUN_JSON
+    if run_path.is_file():
+        try:
+            earlier = json.loads(run_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            earlier = {}
+        sha = (earlier.get("bundle") or {}).get("manifest_sha256")
+        if sha and sha != manifest_sha256:
+            raise ValueError(f"{out_dir} was made with another model bundle: resuming would "
+                             "mix two models; use --overwrite or another --out")
+    csv_path = out_dir / writers.DIAGNOSES_CSV
+    if csv_path.is_file():
+        header = writers.read_csv_header(csv_path)
+        if header and header != writers.csv_header(columns):
+            raise ValueError(f"{csv_path} has other label columns (another --labels file?): "
+                             "use the same options to resume, or --overwrite")
+    done: set[str] = set()
+    jsonl_path = out_dir / writers.RECORDS_JSONL
+
+    def kept():
+        if jsonl_path.is_file():
+            for entry in writers.read_jsonl(jsonl_path):
+                if entry.get("status") == "ok" and entry["record_id"] not in done:
+                    done.add(entry["record_id"])
+                    yield entry
+
+    writers.rewrite_logs(out_dir, kept(), columns)
+    return done
+
+
+def failure_line(entry: dict) -> str:
+    """``"sub/rec.hea: signal file rec.dat is truncated (...)"``: the file, then why."""
+    name = os.path.basename(entry["path"])
+    reason = entry["error"] or "unknown error"
+    if reason.startswith(name + ": "):
+        reason = reason[len(name) + 2:]
+    return f"{entry['record_id']}.hea: {reason}"
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold Ctrl-C until the block is done, then raise KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None
+                      else signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
