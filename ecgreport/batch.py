@@ -52,6 +52,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeRemainingColumn)
+from rich.markup import escape
 from rich.text import Text
 
 from ecgreport import __version__
@@ -140,7 +141,7 @@ def run_batch(
     labels_csv: Path | None = None,
     top_k: int = 5,
     beams: int = 1,
-    max_tokens: int = 64,
+    max_tokens: int | None = None,
     shard: tuple[int, int] | None = None,
     include_header_comments: bool = False,
     quiet: bool = False,
@@ -211,11 +212,16 @@ def run_batch(
         label_sets[CUSTOM_SET] = list(custom)
         descriptions[CUSTOM_SET] = dict(custom)
     summary.provider = str(getattr(runner, "provider", ""))
+    note = getattr(runner, "note", None)  # e.g. "--device cuda: ...; running on the CPU"
+    if note and not quiet:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                      soft_wrap=True)
     run_info = {
         "tool": "ecgreport", "version": __version__, "status": "running",
         "started_at": started_at, "finished_at": None,
         "bundle": {"path": str(bundle.path), "manifest_sha256": bundle.manifest_sha256},
-        "execution_provider": summary.provider, "arguments": arguments,
+        "execution_provider": summary.provider, "execution_note": note,
+        "arguments": arguments,
         "label_sets": {name: len(labels) for name, labels in label_sets.items()},
     }
 
@@ -439,7 +445,7 @@ def _count(entries: list[dict], summary: BatchSummary, console: Console | None) 
             summary.failures.append((entry["record_id"], entry["error"]))
         if console is not None:
             console.print(Text.assemble(("failed ", "yellow"), failure_line(entry)),
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
 
 
 class _RateColumn(ProgressColumn):
@@ -463,7 +469,7 @@ def _check_arguments(device, batch_size, max_windows, min_seconds, top_k, beams,
         raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     for flag, value, least in [("--batch-size", batch_size, 1), ("--max-windows", max_windows, 1),
                                ("--top-k", top_k, 0), ("--beams", beams, 1),
-                               ("--max-tokens", max_tokens, 1)]:
+                               ("--max-tokens", 1 if max_tokens is None else max_tokens, 1)]:
         if value < least:
             raise UsageError(f"{flag} must be at least {least}, got {value}")
     if not min_seconds >= 0:
@@ -475,7 +481,8 @@ def _check_arguments(device, batch_size, max_windows, min_seconds, top_k, beams,
 
 
 def _read_labels_csv(path: Path) -> dict[str, str]:
-    """``label,description`` rows (a header row of those names is skipped) -> {label: description}."""
+    """``label,description`` rows -> {label: description} (a header row is skipped; an
+    empty description is the label itself)."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]

@@ -36,7 +36,7 @@ def batch(
     top_k: int = typer.Option(5, "--top-k", help="Zero-shot findings listed per report."),
     labels: Optional[Path] = typer.Option(
         None, "--labels", help="CSV of extra labels 'label,description' scored as set "
-        "'custom' (needs: pip install ecgreport[train]).", show_default=False),
+        "'custom' (needs the train extra: pip install 'ecgreport\\[train]').", show_default=False),
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run in --out: skip records already "
         "done, retry failed ones."),
@@ -82,7 +82,8 @@ def batch(
     console = Console(stderr=True)
 
     def fail(message: str, code: ExitCode) -> typer.Exit:
-        console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        console.print(f"[red]error:[/red] {escape(message)}", highlight=False,
+                      soft_wrap=True)
         return typer.Exit(int(code))
 
     try:
@@ -118,5 +119,5 @@ def batch(
             f"[{colour}]{summary.n_ok} ok{escape(resumed)}, {summary.n_failed} failed"
             f"{stopped}[/{colour}] in {summary.wall_s:.1f} s "
             f"({summary.records_per_s:.1f} ECG/s); outputs in {escape(str(out))}",
-            highlight=False)
+            highlight=False, soft_wrap=True)
     raise typer.Exit(int(summary.exit_code))

@@ -38,7 +38,8 @@ def info(
     try:
         bundle = load_bundle(model)
     except BundleError as err:
-        Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False)
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(err))}", highlight=False,
+                                   soft_wrap=True)
         raise typer.Exit(int(ExitCode.BAD_BUNDLE)) from None
     description = describe_bundle(bundle)
     if as_json:

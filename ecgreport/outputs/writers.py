@@ -48,7 +48,8 @@ SCORE_DECIMALS = 4
 
 
 @contextlib.contextmanager
-def atomic_open(path: Path, encoding: str = "utf-8", newline: str | None = None) -> Iterator[io.TextIOBase]:
+def atomic_open(path: Path, encoding: str = "utf-8",
+                newline: str | None = None) -> Iterator[io.TextIOBase]:
     """Open a text file for writing that appears at ``path`` only once complete.
 
     The temporary file (``.<name>.<random>.tmp`` in the same folder) is removed if the
