@@ -532,6 +532,19 @@ def test_500_hz_record_is_resampled(tmp_path):
                                    list(slow["scores"][set_name].values()), atol=0.05)
 
 
+def test_batches_span_records_and_read_ahead_is_deterministic(tmp_path):
+    folder = tmp_path / "in"
+    for i in range(5):
+        twelve_lead(folder, f"r{i}", seed=i)
+    texts = []
+    for workers in (0, 2):
+        runner = FakeRunner()
+        run(folder, tmp_path / f"out{workers}", runner, batch_size=2, read_workers=workers)
+        assert runner.encode_calls == 3 and runner.encoded_windows == 5  # 2 + 2 + 1
+        texts.append((tmp_path / f"out{workers}" / "records.jsonl").read_text())
+    assert texts[0] == texts[1]
+
+
 @skip_without_fixtures
 def test_both_fixture_folders_at_once(tmp_path):
     refs = find_records(FIXTURES)

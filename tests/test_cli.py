@@ -237,6 +237,7 @@ def test_info_tables(fake_bundle):
     for text in ("100 Hz", "1000 samples = 10 s", "aVR", "median removed", "superclass",
                  "myocardial infarction", "atrial fibrillation"):
         assert text in result.stdout
+    assert "f" * 64 in result.stdout.replace("│", "").replace("\n", "").replace(" ", "")
 
 
 def test_info_missing_bundle_exit_5(tmp_path):

@@ -49,7 +49,7 @@ def info(
     spec = description["input"]
     table = Table(title=f"Model bundle {description['bundle']}", show_header=False)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")  # the checksum whole, not cut with an ellipsis
     rows = [
         ("manifest sha256", description["manifest_sha256"]),
         ("sampling rate", f"{spec['fs_hz']:g} Hz (records are resampled to it)"),
