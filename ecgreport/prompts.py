@@ -129,3 +129,21 @@ def read_label_csv(path: Path) -> list[Label]:
     if not labels:
         raise ValueError(f"{path}: no labels")
     return labels
+
+
+def ensemble_embeddings(embed, labels: list[Label]) -> "np.ndarray":
+    """(n_labels, D) unit vectors: the normalised mean of each label's prompt embeddings.
+
+    embed: a function list[str] -> (n, D) unit-length array (e.g. TextEncoder.embed).
+    """
+    import numpy as np
+
+    prompts = [p for label in labels for p in (label.prompts or [label.description])]
+    emb = embed(prompts)
+    out, start = [], 0
+    for label in labels:
+        n = len(label.prompts or [label.description])
+        v = emb[start : start + n].mean(axis=0)
+        out.append(v / max(float(np.linalg.norm(v)), 1e-12))
+        start += n
+    return np.stack(out).astype(np.float32)

@@ -70,6 +70,8 @@ class ReportDecoder(nn.Module):
         super().__init__()
         d = cfg.width
         self.embed = nn.Embedding(cfg.vocab_size, d)
+        # Tied input/output table: unit-variance inputs after the sqrt(d) scale, unit-scale logits.
+        nn.init.normal_(self.embed.weight, std=d**-0.5)
         self.register_buffer("positions", sinusoidal_positions(cfg.max_report_tokens + 1, d), persistent=False)
         self.layers = nn.ModuleList(
             _DecoderLayer(d, cfg.decoder_heads, cfg.decoder_ff, cfg.dropout) for _ in range(cfg.decoder_layers)

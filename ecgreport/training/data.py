@@ -74,8 +74,11 @@ def load_split(
     window_samples: int = 1000,
     limit: int | None = None,
     progress=None,
+    require_report: bool = True,
 ) -> ECGTextSet:
     """Load every record of `folds` that has an English report, read once into memory.
+
+    require_report=False (evaluation) keeps records without one, with report "".
 
     fs_hz picks `filename_lr` (100 Hz) or `filename_hr` (500 Hz); other rates are resampled
     from the 500 Hz files when present, else from the 100 Hz files.
@@ -85,16 +88,17 @@ def load_split(
 
     data_dir = Path(data_dir)
     english = read_english_reports(data_dir)
-    if not english:
+    if not english and require_report:
         raise DataError(f"{data_dir}: no reports_en.csv with English report text")
-    rows = [r for r in read_database(data_dir) if int(r["strat_fold"]) in folds and int(r["ecg_id"]) in english]
+    rows = [r for r in read_database(data_dir)
+            if int(r["strat_fold"]) in folds and (int(r["ecg_id"]) in english or not require_report)]
     rows.sort(key=lambda r: int(r["ecg_id"]))
     if limit:
         rows = rows[:limit]
     column = "filename_lr" if fs_hz <= 100 else "filename_hr"
     signals = np.zeros((len(rows), 12, window_samples), np.float32)
     kept, reports, folds_out, ids = [], [], [], []
-    task = progress.add_task(f"reading folds {sorted(folds)}", total=len(rows)) if progress else None
+    task = progress.add_task(f"reading folds {sorted(folds)}", total=len(rows), info="") if progress else None
     for i, row in enumerate(rows):
         path = data_dir / (row[column] + ".hea")
         if not path.exists() and column == "filename_hr":
@@ -108,7 +112,7 @@ def load_split(
         x = normalise(x)[:, :window_samples]
         signals[len(kept), :, : x.shape[1]] = x
         kept.append(i)
-        reports.append(normalise_report(english[int(row["ecg_id"])]))
+        reports.append(normalise_report(english.get(int(row["ecg_id"]), "")))
         folds_out.append(int(row["strat_fold"]))
         ids.append(int(row["ecg_id"]))
         if progress:

@@ -277,10 +277,12 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
                 opt.step()
                 step += 1
                 for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
                 rate = (i + 1) * len(idx) * world / (time.perf_counter() - t0)
                 info = " ".join(f"{k} {v / (i + 1):.3f}" for k, v in sums.items()) + f" | {rate:.0f} rec/s"
                 bar.update(task, advance=1, info=info)
+                if is_main and not console.is_terminal and (i + 1) % max(1, steps_per_epoch // 5) == 0:
+                    console.print(f"epoch {epoch + 1} step {i + 1}/{steps_per_epoch}: {info}")  # for log files
         epoch_s = time.perf_counter() - t0
         stop = [False]
         if is_main:

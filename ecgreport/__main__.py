@@ -1,0 +1,5 @@
+"""`python -m ecgreport ...` (also what torchrun runs with `-m ecgreport`)."""
+
+from ecgreport.cli import app
+
+app()

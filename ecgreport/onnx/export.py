@@ -1,0 +1,198 @@
+"""Export a training checkpoint to a bundle folder that `ecgreport batch` runs.
+
+Bundle layout (fixed names):
+  encoder.onnx, decoder.onnx      the two graphs (see ecgreport.onnx.graphs)
+  tokenizer.json                  the decoder's word vocabulary
+  label_embeddings.npz            one (n_labels, D) matrix per label set
+  MODEL_CARD.md                   data, training, metrics, intended use, limits
+  manifest.json                   sha256 of every file, input spec, label sets and prompts,
+                                  configs, text model, library versions, parity check result
+
+Right after writing, the bundle is loaded with onnxruntime and compared with the PyTorch
+model on real records: embeddings must agree within `rtol` and greedy reports must be
+identical, or the export fails (and the half-made bundle is removed).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ecgreport import DISCLAIMER, __version__
+from ecgreport.errors import BundleError
+from ecgreport.leads import STANDARD_LEADS
+from ecgreport.model.config import ModelConfig
+from ecgreport.model.generate import greedy_generate
+from ecgreport.model.model import ECGReportModel
+from ecgreport.onnx.graphs import export_graphs
+from ecgreport.onnx.runtime import BUNDLE_FORMAT, MANIFEST, ModelRunner, load_bundle, sha256_file
+from ecgreport.prompts import Label, build_label_sets, ensemble_embeddings, read_label_csv
+from ecgreport.reports import WordTokenizer
+
+log = logging.getLogger(__name__)
+
+NORMALISATION = "per-lead median removed, NaN set to 0, clipped to +-10 mV (ecgreport.signal.preprocess.normalise)"
+
+
+@dataclass
+class ParityResult:
+    n_records: int
+    max_abs_embedding_diff: float
+    max_rel_embedding_diff: float
+    reports_identical: int
+    reports_compared: int
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def load_checkpoint(path: Path) -> tuple[ECGReportModel, WordTokenizer, dict]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("model", "model_config", "tokenizer"):
+        if key not in ckpt:
+            raise BundleError(f"{path}: not an ecgreport training checkpoint (no {key!r})")
+    model = ECGReportModel(ModelConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), WordTokenizer.from_dict(ckpt["tokenizer"]), ckpt
+
+
+def check_parity(bundle_dir: Path, model: ECGReportModel, tokenizer: WordTokenizer, x: np.ndarray,
+                 rtol: float = 1e-4) -> ParityResult:
+    """Compare onnxruntime with PyTorch on x (N, 12, window); raise BundleError on mismatch."""
+    runner = ModelRunner(load_bundle(bundle_dir), device="cpu")
+    enc = runner.encode(x)
+    with torch.inference_mode():
+        emb_t, _ = model.encode(torch.from_numpy(x))
+    emb_t = emb_t.numpy()
+    abs_diff = float(np.abs(enc.embedding - emb_t).max())
+    rel_diff = abs_diff / max(float(np.abs(emb_t).max()), 1e-12)
+    ids_ort = runner.generate_ids(enc)
+    ids_t = greedy_generate(model, torch.from_numpy(x), tokenizer.BOS, tokenizer.EOS, model.cfg.max_report_tokens)
+    same = sum(a == b for a, b in zip(ids_ort, ids_t))
+    result = ParityResult(len(x), abs_diff, rel_diff, same, len(x))
+    if rel_diff > rtol or same != len(x):
+        raise BundleError(
+            f"ONNX export does not match PyTorch: embedding relative difference {rel_diff:.2e} "
+            f"(tolerance {rtol:.0e}), identical greedy reports {same}/{len(x)}"
+        )
+    return result
+
+
+def _manifest_files(folder: Path) -> dict:
+    return {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+            for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxruntime
+
+    return {"ecgreport": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "python": platform.python_version()}
+
+
+def export_bundle(
+    checkpoint: Path,
+    out_dir: Path,
+    parity_inputs: np.ndarray,
+    scp_statements: Path | None = None,
+    labels_csv: Path | None = None,
+    text_model: str | None = None,
+    model_card: str | None = None,
+    extra_manifest: dict | None = None,
+    rtol: float = 1e-4,
+) -> dict:
+    """Write a bundle to out_dir (replacing it only once the new one passed its checks)."""
+    from ecgreport.model.text_encoder import TextEncoder
+
+    model, tokenizer, ckpt = load_checkpoint(checkpoint)
+    cfg = model.cfg
+    label_sets: dict[str, list[Label]] = {}
+    if scp_statements is not None:
+        label_sets.update(build_label_sets(scp_statements))
+    if labels_csv is not None:
+        label_sets["custom"] = read_label_csv(labels_csv)
+    if not label_sets:
+        raise BundleError("no label sets: give --scp-statements (PTB-XL's scp_statements.csv) and/or --labels CSV")
+    text_name = text_model or ckpt.get("text_model") or "all-MiniLM-L6-v2"
+    text = TextEncoder(text_name)
+    if text.dim != cfg.text_dim:
+        raise BundleError(f"text model {text_name!r} has {text.dim} dimensions; the checkpoint was trained for {cfg.text_dim}")
+
+    out_dir = Path(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent if out_dir.parent.exists() else None))
+    try:
+        graphs = export_graphs(model, staging)
+        tokenizer.save(staging / "tokenizer.json")
+        np.savez(staging / "label_embeddings.npz",
+                 **{name: ensemble_embeddings(text.embed, labels) for name, labels in label_sets.items()})
+        train_cfg = ckpt.get("config", {})
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "format_version": 1,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "disclaimer": DISCLAIMER,
+            "checkpoint": {"file": Path(checkpoint).name, "sha256": sha256_file(Path(checkpoint)),
+                           "epoch": ckpt.get("epoch", -1) + 1, "step": ckpt.get("step"),
+                           "validation": ckpt.get("metrics", {})},
+            "input": {"fs_hz": cfg.fs_hz, "window_samples": cfg.window_samples,
+                      "window_s": cfg.window_samples / cfg.fs_hz, "leads": list(STANDARD_LEADS),
+                      "units": "mV", "normalisation": NORMALISATION, "min_seconds": 5.0},
+            "graphs": {**graphs, "decoder_layers": cfg.decoder_layers, "decoder_heads": cfg.decoder_heads,
+                       "head_dim": cfg.width // cfg.decoder_heads, "opset": 17},
+            "tokenizer": "tokenizer.json",
+            "generation": {"bos": tokenizer.BOS, "eos": tokenizer.EOS, "max_tokens": cfg.max_report_tokens},
+            "label_embeddings": "label_embeddings.npz",
+            "label_sets": {
+                name: {"labels": [{"name": l.name, "description": l.description, "prompts": l.prompts} for l in labels],
+                       "scoring": "cosine similarity with the normalised mean of the prompts' text embeddings"}
+                for name, labels in label_sets.items()
+            },
+            "text_model": {"name": text_name, "dim": text.dim},
+            "model_config": cfg.to_dict(),
+            "train_config": train_cfg,
+            "versions": _versions(),
+            **(extra_manifest or {}),
+        }
+        (staging / "MODEL_CARD.md").write_text(model_card or default_model_card(manifest), encoding="utf-8")
+        manifest["files"] = _manifest_files(staging)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        parity = check_parity(staging, model, tokenizer, parity_inputs.astype(np.float32), rtol)
+        # The parity result goes into the manifest; the manifest is not a checksummed file itself.
+        manifest["parity"] = {**parity.to_dict(), "rtol": rtol}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        shutil.move(str(staging), str(out_dir))
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def default_model_card(manifest: dict) -> str:
+    """A minimal model card; `ecgreport evaluate --model-card` writes the full one with metrics."""
+    tc = manifest.get("train_config", {})
+    return f"""# ecgreport model
+
+{manifest['disclaimer']}
+
+- Encoder: {manifest['model_config']['encoder']}; text model: {manifest['text_model']['name']}
+- Input: {manifest['input']['fs_hz']:g} Hz, {manifest['input']['window_s']:g} s windows, leads {', '.join(manifest['input']['leads'])}, mV
+- Trained on: {tc.get('data', '?')} folds {tc.get('train_folds', '?')}, selected on folds {tc.get('val_folds', '?')}
+- Loss weights: CE {tc.get('ce_weight')}, OT {tc.get('ot_weight')}, InfoNCE {tc.get('nce_weight')}
+
+Metrics: run `ecgreport evaluate --model <bundle> --data <PTB-XL>`.
+
+Data: PTB-XL (Wagner et al., Scientific Data 7, 154, 2020; CC BY 4.0).
+Method: Qiu et al., "Transfer Knowledge from Natural Language to Electrocardiography", Findings of EACL 2023.
+"""

