@@ -153,8 +153,10 @@ def run_batch(
 
     ``runner``: an object with the ModelRunner API and a ``bundle`` attribute, used instead
     of loading ``bundle_path`` (tests, or reusing one session). ``read_workers``: threads
-    reading ahead (0 reads in this thread). Progress and per-record failures go to
-    ``console`` (stderr by default) unless ``quiet``.
+    reading ahead (0 reads in this thread). ``max_tokens``: report length limit, None for
+    the bundle's own. ``batch_size`` counts windows; a record is never split across
+    batches. Progress and per-record failures go to ``console`` (stderr by default)
+    unless ``quiet``.
 
     Raises UsageError (bad arguments, outputs already present without ``resume`` or
     ``overwrite``), BundleError, EcgReportError (``labels_csv`` without the text model),
