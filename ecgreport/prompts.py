@@ -28,6 +28,12 @@ SUPERCLASS_NAMES = {
     "HYP": "hypertrophy",
 }
 
+# Display names of diagnostic subclasses that are not SCP statements themselves.
+SUBCLASS_NAMES = {
+    "STTC": "ST/T change", "_AVB": "AV block", "LAFB/LPFB": "left anterior/posterior fascicular block",
+    "ISCA": "ischemic ST-T changes in anterior leads", "ISCI": "ischemic ST-T changes in inferior leads",
+}
+
 # Report-style wording for statements whose SCP description reads differently from how the
 # reports say it. Keys are SCP codes; values are extra prompts.
 REPORT_PHRASES: dict[str, list[str]] = {
@@ -100,7 +106,8 @@ def build_label_sets(scp_statements_csv: Path) -> dict[str, list[Label]]:
             sets["superclass"].append(Label(sc, name, _prompts(codes, by_code)))
     for sub in sorted({r["diagnostic_subclass"] for r in diag if r["diagnostic_subclass"]}):
         codes = [r["code"] for r in diag if r["diagnostic_subclass"] == sub]
-        desc = _clean(by_code[sub]["description"]) if sub in by_code else "; ".join(_clean(by_code[c]["description"]) for c in codes)
+        desc = SUBCLASS_NAMES.get(sub) or (_clean(by_code[sub]["description"]) if sub in by_code
+                                           else "; ".join(_clean(by_code[c]["description"]) for c in codes))
         sets["subclass"].append(Label(sub, desc, _prompts(codes, by_code)))
     for key in ("form", "rhythm"):
         for r in rows:

@@ -74,6 +74,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from ecgreport.reports import normalise_report as base_normalise_report
+
 _ISCH = r"isch(?:a?e)mi"  # either spelling
 _INF = r"(?:myocardial )?(?:infarct|myocardial damage)"  # infarct, infarction, myocardial damage
 
@@ -181,13 +183,13 @@ _SENTENCE_END = re.compile(r"[.;,](?:\s|$)")
 
 
 def normalise_report(report: str) -> str:
-    """Lowercase, cut a trailing "Edit: ..." note and the Schiller footer, squeeze spaces.
+    """The project's report normalisation (`ecgreport.reports.normalise_report`: lower case,
+    no "Edit: ..." note), then without the Schiller device footer "4.46 unconfirmed report".
 
     >>> normalise_report("Sinus rhythm.  Normal ECG. Edit: NORM 100")
     'sinus rhythm. normal ecg.'
     """
-    text = report.lower()
-    text = re.split(r"\bedit:", text)[0]
+    text = base_normalise_report(report)
     text = text.replace("4.46 unconfirmed report", " ").replace("unconfirmed report", " ")
     return " ".join(text.split())
 

@@ -15,13 +15,13 @@ class ModelConfig:
     fs_hz: float = 100.0
     window_samples: int = 1000       # 10 s at 100 Hz
     width: int = 256                 # channels of the encoder's last stage = decoder d_model
-    resnet_channels: tuple[int, ...] = (64, 128, 192, 256)
+    resnet_channels: tuple[int, ...] = (32, 64, 128, 256)
     transformer_layers: int = 4
     patch_samples: int = 10          # transformer: one token per 0.1 s at 100 Hz
     text_dim: int = 384              # the text model's embedding size (all-MiniLM-L6-v2: 384)
-    decoder_layers: int = 3
+    decoder_layers: int = 2
     decoder_heads: int = 4
-    decoder_ff: int = 1024
+    decoder_ff: int = 512
     vocab_size: int = 0              # set from the tokenizer
     max_report_tokens: int = 64
     dropout: float = 0.1

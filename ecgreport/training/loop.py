@@ -76,9 +76,12 @@ class Batches:
             hit = np.nonzero(rng.random(len(idx)) < lead_dropout)[0]
             x[hit, rng.integers(0, 12, len(hit))] = 0.0  # mimics a missing, zero-filled lead at inference
         rid = self.data.report_ids[idx]
+        tokens = self.tokens[idx]
+        # Trailing padding columns only cost time (attention is causal, padding is ignored).
+        tokens = tokens[:, : max(2, int((tokens != 0).sum(1).max()))]
         return (
             torch.from_numpy(x).to(device),
-            torch.from_numpy(self.tokens[idx]).to(device),
+            torch.from_numpy(tokens).to(device),
             torch.from_numpy(self.text_emb[rid]).to(device),
             torch.from_numpy(rid).to(device),
         )
@@ -178,7 +181,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
         val_text = text.embed_cached(val_set.unique_reports, cache)
 
     mcfg = ModelConfig(encoder=cfg.encoder, fs_hz=cfg.fs_hz, window_samples=int(10 * cfg.fs_hz),
-                       text_dim=text.dim, vocab_size=len(tokenizer))
+                       text_dim=text.dim, vocab_size=len(tokenizer), **cfg.model_overrides)
     if ckpt is not None:
         mcfg = ModelConfig.from_dict(ckpt["model_config"])
     model = ECGReportModel(mcfg).to(device)
