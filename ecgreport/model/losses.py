@@ -3,11 +3,16 @@
 The published code computed OT with scipy on detached numpy arrays, so it trained nothing.
 Here the entropic OT cost is solved with POT's log-domain Sinkhorn on torch tensors, and its
 gradient reaches the encoder: d OT_eps / d M = P* (envelope theorem, exact for the entropic
-objective), so `sum(M * P*.detach())` has the true gradient without back-propagating
-through the solver's iterations.
+objective OT_eps = <P*, M> + reg * KL(P* | a b^T)), so returning
+`sum(M * P*.detach()) + reg * KL(P*)` (the KL part a constant) gives OT_eps's value with its
+true gradient, without back-propagating through the solver's iterations. This is POT's
+`ot.solve(M, a, b, reg, reg_type="KL", grad="envelope").value`. (The linear part
+`<P*, M>` alone, which `ot.sinkhorn2` returns, has a different gradient.)
 """
 
 from __future__ import annotations
+
+import math
 
 import ot
 import torch
@@ -21,6 +26,7 @@ def ot_alignment_loss(
 
     ecg_emb, text_emb: (B, D), unit length. Cost 1 - cosine (in [0, 2], so reg is on a known
     scale and the log-domain solver cannot underflow). Uniform weights on both sides.
+    Returns OT_eps = <P*, C> + reg * KL(P* | 1/B^2), a scalar >= 0 whose gradient is P*.
     """
     cost = 1.0 - ecg_emb @ text_emb.T
     with torch.no_grad():
@@ -28,8 +34,10 @@ def ot_alignment_loss(
         a = torch.full((n,), 1.0 / n, dtype=cost.dtype, device=cost.device)
         # POT's default stopThr is never reached in float32; cap the iterations instead.
         plan = ot.sinkhorn(a, a, cost.detach().float(), reg, method="sinkhorn_log",
-                           numItermax=n_iter, stopThr=1e-6)
-    return (cost * plan.to(cost.dtype)).sum()
+                           numItermax=n_iter, stopThr=1e-6).to(cost.dtype)
+        # KL(P | a a^T) with a = 1/n: a constant here, so the gradient stays exactly P*.
+        kl = (plan * (torch.log(plan.clamp_min(1e-30)) + 2 * math.log(n))).sum()
+    return (cost * plan).sum() + reg * kl
 
 
 def paired_nce_loss(
