@@ -63,12 +63,13 @@ def train(
         torchrun --nproc_per_node 4 -m ecgreport train --data /data/ptb-xl --out runs/ddp
     """
     console = Console(stderr=True, quiet=quiet)
+    errors = Console(stderr=True)  # --quiet silences progress, never the reason for a failure
     try:
         from ecgreport.training.config import TrainConfig
         from ecgreport.training.loop import train as run_training
         from ecgreport.training.zeroshot import superclass_auc_fn
     except ImportError as err:
-        console.print(f"[red]training needs the train extra: pip install 'ecgreport[train]' ({err})")
+        errors.print(f"[red]training needs the train extra: pip install 'ecgreport[train]' ({err})")
         raise typer.Exit(ExitCode.FATAL)
     cfg = TrainConfig(
         data=str(data), out=str(out), text_model=text_model, encoder=encoder, fs_hz=fs,
@@ -82,9 +83,9 @@ def train(
     try:
         run = run_training(cfg, resume=resume, console=console, zero_shot_fn=zero_shot)
     except (DataError, FileNotFoundError) as err:
-        console.print(f"[red]{err}")
+        errors.print(f"[red]{err}")
         raise typer.Exit(ExitCode.FATAL)
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted: continue with --resume (from {out / 'last.pt'})")
+        errors.print(f"[yellow]interrupted: continue with --resume (from {out / 'last.pt'})")
         raise typer.Exit(ExitCode.INTERRUPTED)
     console.print(f"done: {run}/best.pt (export with: ecgreport export-onnx {run}/best.pt)")
