@@ -72,10 +72,9 @@ class BatchSink:
 
     def write(self, entries: list[dict]) -> None:
         """Reports of the ``ok`` entries, then every entry to both logs."""
-        for entry in entries:
-            if entry["status"] == "ok":
-                writers.atomic_write_text(writers.report_path(self.out_dir, entry["record_id"]),
-                                          writers.report_text(entry))
+        writers.atomic_write_many(
+            (writers.report_path(self.out_dir, entry["record_id"]), writers.report_text(entry))
+            for entry in entries if entry["status"] == "ok")
         jsonl_text = "".join(writers.jsonl_line(e) for e in entries)
         csv_text = writers.csv_text(writers.csv_row(e, self.columns) for e in entries)
         with deferred_interrupt():

@@ -2,9 +2,13 @@
 
 Every file is written so that a reader never sees half of it:
 
-* whole files (``run.json``, ``reports/<record>.txt``, a rewritten log) go to a temporary
-  file in the same folder, are fsynced, then renamed over the target (``os.replace`` is
-  atomic on one file system);
+* whole files (``run.json``, a rewritten log) go to a temporary file in the same folder,
+  are fsynced, then renamed over the target (``os.replace`` is atomic on one file system);
+* a batch's reports (:func:`atomic_write_many`) are renamed into place the same way but
+  made durable together, with one ``syncfs`` of the output file system (Linux) rather
+  than one fsync each (an fsync costs ~4 ms on an ext4 disk, more than reading and
+  analysing the record). A crash can leave a report empty or missing only for a record
+  that the logs do not list yet;
 * ``diagnoses.csv`` and ``records.jsonl`` grow by whole batches: one ``write`` of
   complete lines, then flush and fsync. A run killed mid-batch can leave at most one
   partial last line, which :func:`read_jsonl` ignores and ``--resume`` rewrites away.
@@ -22,10 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import ctypes
+import functools
 import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -74,6 +81,66 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
     with atomic_open(path) as f:
         f.write(text)
+
+
+def atomic_write_many(files: Iterable[tuple[Path, str]]) -> None:
+    """Write several ``(path, text)`` files atomically; all are durable once this returns.
+
+    Each goes to a temporary file beside its target and is renamed over it; then one
+    ``syncfs`` per file system flushes them all (data and renames together). Where
+    ``syncfs`` is missing (not Linux), each file is fsynced before its rename, as
+    :func:`atomic_open` does. A crash before this returns can leave a target empty or
+    missing, never holding part of its text.
+    """
+    sync_fs = _syncfs()
+    folder_of_device: dict[int, Path] = {}   # one folder per file system, to sync
+    made: set[Path] = set()
+    for path, text in files:
+        path = Path(path)
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+            folder_of_device.setdefault(os.stat(path.parent).st_dev, path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                if sync_fs is None:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    if sync_fs is not None:
+        for folder in folder_of_device.values():
+            sync_fs(folder)
+
+
+@functools.lru_cache(maxsize=1)
+def _syncfs():
+    """``syncfs(2)`` as a function of a folder (one flush of the file system holding it)
+    on Linux, or None where the C library lacks it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc_syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    libc_syncfs.argtypes = [ctypes.c_int]
+    libc_syncfs.restype = ctypes.c_int
+
+    def sync(folder: Path) -> None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            if libc_syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(folder))
+        finally:
+            os.close(fd)
+
+    return sync
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -1,0 +1,61 @@
+"""Output writing details that the batch tests do not see: durable batches of reports."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ecgreport.outputs import writers
+
+
+def temp_files(folder) -> list[str]:
+    return [name for _, _, names in os.walk(folder) for name in names if name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("has_syncfs", [True, False])
+def test_atomic_write_many_writes_every_file(tmp_path, monkeypatch, has_syncfs):
+    synced, fsynced = [], []
+    real_fsync = os.fsync
+    monkeypatch.setattr(writers.os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd)))
+    if has_syncfs:
+        real = writers._syncfs()
+        assert real is not None, "syncfs is in every Linux C library since 2011"
+        monkeypatch.setattr(writers, "_syncfs", lambda: lambda folder: (synced.append(folder),
+                                                                        real(folder)))
+    else:
+        monkeypatch.setattr(writers, "_syncfs", lambda: None)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "a.txt").write_text("old")
+    files = [(writers.report_path(tmp_path, rid), f"report {rid}\n")
+             for rid in ["a", "sub/b", "sub/deeper/c"]]
+    writers.atomic_write_many(files)
+    for path, text in files:
+        assert path.read_text(encoding="utf-8") == text
+    assert temp_files(tmp_path) == []
+    if has_syncfs:  # one flush of the file system for the whole batch, no fsync per file
+        assert len(synced) == 1 and fsynced == []
+    else:
+        assert len(fsynced) == len(files)
+
+
+def test_atomic_write_many_stops_cleanly_on_failure(tmp_path, monkeypatch):
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("b.txt"):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(writers.os, "replace", replace)
+    with pytest.raises(OSError, match="No space"):
+        writers.atomic_write_many([(tmp_path / "a.txt", "a"), (tmp_path / "b.txt", "b"),
+                                   (tmp_path / "c.txt", "c")])
+    assert (tmp_path / "a.txt").read_text() == "a"
+    assert not (tmp_path / "b.txt").exists() and not (tmp_path / "c.txt").exists()
+    assert temp_files(tmp_path) == []
+
+
+def test_atomic_write_many_with_nothing_to_write(tmp_path):
+    writers.atomic_write_many([])
+    assert list(tmp_path.iterdir()) == []
