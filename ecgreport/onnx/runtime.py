@@ -163,10 +163,12 @@ class ModelRunner:
     def __post_init__(self) -> None:
         import onnxruntime as ort
 
-        ort.set_default_logger_severity(3)
+        # 4 = fatal only: a CUDA provider that cannot load its libraries logs an error screen
+        # at level 3; we fall back to the CPU and say so in one line (self.note) instead.
+        ort.set_default_logger_severity(4)
         providers, self.note = choose_providers(self.device)
         opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.threads:
             opts.intra_op_num_threads = self.threads
