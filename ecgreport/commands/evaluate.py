@@ -16,9 +16,9 @@ from ecgreport.errors import BundleError, DataError, ExitCode
 
 def _print_tables(res: dict) -> None:
     out = Console()
-    zs = res.get("zero_shot", {})
-    if zs:
-        t = Table(title=f"Zero-shot detection, PTB-XL folds {res['folds']} (macro AUC; chance 0.5)")
+    for method, zs in res.get("zero_shot", {}).items():
+        default = ", the bundle's default" if method == res.get("zero_shot_default") else ""
+        t = Table(title=f"Zero-shot detection, {method} scoring{default}; PTB-XL folds {res['folds']} (macro AUC; chance 0.5)")
         for col in ("task", "classes", "records", "macro AUC", "95% CI"):
             t.add_column(col)
         for task, z in zs.items():
@@ -80,6 +80,7 @@ def evaluate(
     from ecgreport.onnx.runtime import default_bundle_path
 
     console = Console(stderr=True, quiet=quiet)
+    errors = Console(stderr=True)  # failures are reported even with --quiet
     opts = EvalOptions(folds=_folds(folds), train_folds=_folds(train_folds), limit=limit, beams=beams,
                        bootstrap=bootstrap, seed=seed, reports=reports)
     model = model or default_bundle_path()
@@ -89,10 +90,10 @@ def evaluate(
         with progress:
             res = run_eval(model, data, opts, device=device, progress=progress)
     except BundleError as err:
-        console.print(f"[red]{err}")
+        errors.print(f"[red]{err}")
         raise typer.Exit(ExitCode.BAD_BUNDLE)
     except DataError as err:
-        console.print(f"[red]{err}")
+        errors.print(f"[red]{err}")
         raise typer.Exit(ExitCode.FATAL)
     _print_tables(res)
     if json_out:

@@ -45,6 +45,10 @@ def export_onnx(
     labels: Optional[Path] = typer.Option(None, help="Your own classes: CSV with columns label,description (added as label set 'custom')."),
     check_records: list[Path] = typer.Option([], "--check-records", help="Folder(s) of WFDB records for the PyTorch-vs-ONNX parity check (default: the training data's records100)."),
     rtol: float = typer.Option(1e-4, help="Largest relative embedding difference the parity check accepts."),
+    retrieval: bool = typer.Option(True, help="Store the training folds' embeddings and reports in the bundle (retrieval reports and kNN zero-shot scoring; about 10 MB)."),
+    retrieval_data: Optional[Path] = typer.Option(None, help="PTB-XL-layout folder for the retrieval data; default: the checkpoint's training data."),
+    scoring: str = typer.Option("knn", help="Default zero-shot scoring of the bundle: 'knn' (prompts vs the reports of the k nearest training ECGs) or 'direct' (prompts vs the ECG embedding)."),
+    k: int = typer.Option(25, help="Neighbours for kNN scoring."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Export a checkpoint to an ONNX bundle: encoder, cached decoder, tokenizer, label
@@ -58,12 +62,13 @@ def export_onnx(
         ecgreport export-onnx runs/resnet/best.pt --out export/
     """
     console = Console(stderr=True, quiet=quiet)
+    errors = Console(stderr=True)  # failures are reported even with --quiet
     try:
         import torch
 
         from ecgreport.onnx.export import export_bundle
     except ImportError as err:
-        console.print(f"[red]export needs the train extra: pip install 'ecgreport[train]' ({err})")
+        errors.print(f"[red]export needs the train extra: pip install 'ecgreport[train]' ({err})")
         raise typer.Exit(ExitCode.FATAL)
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     data_dir = Path(ckpt.get("config", {}).get("data", "") or ".")
@@ -72,17 +77,27 @@ def export_onnx(
     if not check_records and (data_dir / "records100").is_dir():
         first = sorted((data_dir / "records100").iterdir())
         check_records = first[:1]
+    if scoring not in ("knn", "direct"):
+        raise typer.BadParameter("choose knn or direct", param_hint="--scoring")
+    if retrieval and retrieval_data is None and (data_dir / "ptbxl_database.csv").is_file():
+        retrieval_data = data_dir
+    if not retrieval:
+        retrieval_data = None
+    elif retrieval_data is None:
+        console.print("[yellow]no training data found for the retrieval data: the bundle gets direct scoring only")
     mc = ckpt["model_config"]
     x, source = _parity_inputs(check_records, int(mc["window_samples"]), float(mc["fs_hz"]))
     try:
-        manifest = export_bundle(checkpoint, out, x, scp_statements=scp_statements, labels_csv=labels, rtol=rtol)
+        manifest = export_bundle(checkpoint, out, x, scp_statements=scp_statements, labels_csv=labels, rtol=rtol,
+                                 retrieval_data=retrieval_data, scoring=scoring, k=k)
     except (BundleError, ValueError) as err:
-        console.print(f"[red]export failed: {err}")
+        errors.print(f"[red]export failed: {err}")
         raise typer.Exit(ExitCode.BAD_BUNDLE)
     p = manifest["parity"]
     size = sum(f["bytes"] for f in manifest["files"].values()) / 1e6
     console.print(
-        f"wrote {out} ({size:.1f} MB): label sets {', '.join(manifest['label_sets'])}; parity on {p['n_records']} "
+        f"wrote {out} ({size:.1f} MB): label sets {', '.join(manifest['label_sets'])}; "
+        f"scoring {manifest['scoring']['method']}; parity on {p['n_records']} "
         f"{source}: embeddings max rel. diff {p['max_rel_embedding_diff']:.1e}, identical reports "
         f"{p['reports_identical']}/{p['reports_compared']}"
     )

@@ -34,7 +34,7 @@ def ot_alignment_loss(
         a = torch.full((n,), 1.0 / n, dtype=cost.dtype, device=cost.device)
         # POT's default stopThr is never reached in float32; cap the iterations instead.
         plan = ot.sinkhorn(a, a, cost.detach().float(), reg, method="sinkhorn_log",
-                           numItermax=n_iter, stopThr=1e-6).to(cost.dtype)
+                           numItermax=n_iter, stopThr=1e-6, warn=False).to(cost.dtype)
         # KL(P | a a^T) with a = 1/n: a constant here, so the gradient stays exactly P*.
         kl = (plan * (torch.log(plan.clamp_min(1e-30)) + 2 * math.log(n))).sum()
     return (cost * plan).sum() + reg * kl
@@ -45,8 +45,10 @@ def paired_nce_loss(
 ) -> torch.Tensor:
     """Symmetric InfoNCE where every pair with the same report text counts as positive.
 
-    PTB-XL reports are templated: a batch of 256 often holds the same sentence several times,
-    and plain InfoNCE would push identical reports apart (false negatives).
+    PTB-XL reports are templated: a batch often holds the same sentence several times. With a
+    frozen text model identical reports have identical embeddings, and then this equals plain
+    InfoNCE (the duplicate columns share their probability mass either way); the explicit
+    targets keep it correct when report ids group texts whose embeddings differ.
     report_ids: (B,) int, equal for identical report strings.
     """
     logits = ecg_emb @ text_emb.T / temperature

@@ -35,7 +35,7 @@ class TrainConfig:
     device: str = "auto"
     limit: int = 0                 # records per split, 0 = all (for smoke tests)
     min_word_count: int = 3
-    extra: dict = field(default_factory=dict)
+    model_overrides: dict = field(default_factory=dict)  # ModelConfig fields, e.g. {"width": 64} for tests
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -47,6 +47,9 @@ class TrainConfig:
         for key in ("train_folds", "val_folds"):
             if key in values:
                 values[key] = tuple(values[key])
+        if "resnet_channels" in values.get("model_overrides", {}):
+            values["model_overrides"] = {**values["model_overrides"],
+                                         "resnet_channels": tuple(values["model_overrides"]["resnet_channels"])}
         return cls(**values)
 
     def save(self, path: Path) -> None:
