@@ -2,13 +2,16 @@
 
 What is measured (fold 10 by default):
 - report generation vs the English references: BLEU-1..4, METEOR, ROUGE-L, CIDEr
-  (pycocoevalcap), for the model, the retrieval baseline (report of the nearest training
-  ECG in the model's embedding space) and the most frequent training report;
+  (pycocoevalcap), for the model's decoder, the decoder's report chosen together with the
+  reports of the k nearest training ECGs by consensus (MBR), the neighbours' consensus
+  alone, the retrieval baseline (report of the nearest training ECG in the model's
+  embedding space) and the most frequent training report;
 - clinical correctness: SCP statements read back from each report by the deterministic
   extractor, against the record's `scp_codes` (micro/macro P/R/F1), for the same three,
   plus the extractor on the reference reports themselves (the ceiling of this measure);
 - zero-shot detection: macro AUC with a 95% bootstrap interval for the superclass,
-  subclass, form and rhythm tasks; chance is 0.5.
+  subclass, form and rhythm tasks, for both scoring methods ('direct': ECG embedding vs
+  prompt embedding; 'knn': prompt vs the reports of the 25 nearest training ECGs); chance 0.5.
 
 Works on an ONNX bundle (onnxruntime, no torch) or on a training checkpoint (torch).
 """
@@ -50,6 +53,7 @@ class _BundlePredictor:
         self.fs_hz = self.runner.bundle.fs_hz
         self.window = self.runner.bundle.window_samples
         self.kind = f"ONNX bundle ({self.runner.provider})"
+        self.default_scoring = self.runner.bundle.scoring
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         return self.runner.encode(x).embedding
@@ -58,9 +62,13 @@ class _BundlePredictor:
         enc = self.runner.encode(x)
         return enc.embedding, self.runner.generate(enc, beams=beams)
 
-    def label_embeddings(self, data_dir: Path) -> dict[str, tuple[list[str], np.ndarray]]:
-        sets = self.runner.bundle.label_sets
-        return {k: (sets[k], v) for k, v in self.runner.bundle.label_embeddings.items()}
+    def label_names(self, data_dir: Path) -> dict[str, list[str]]:
+        return self.runner.bundle.label_sets
+
+    def zero_shot(self, emb: np.ndarray, method: str, train=None, train_emb=None) -> dict[str, np.ndarray] | None:
+        if method == "knn" and self.runner.bundle.retrieval is None:
+            return None
+        return self.runner.scores(emb, method)
 
 
 class _CheckpointPredictor:
@@ -76,6 +84,7 @@ class _CheckpointPredictor:
         self.fs_hz = self.model.cfg.fs_hz
         self.window = self.model.cfg.window_samples
         self.kind = f"PyTorch checkpoint ({self.device})"
+        self.default_scoring = "knn"  # what export-onnx gives a bundle by default
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():
@@ -88,13 +97,24 @@ class _CheckpointPredictor:
         ids = greedy_generate(self.model, xt, self.tokenizer.BOS, self.tokenizer.EOS, self.model.cfg.max_report_tokens)
         return self.embed(x), [self.tokenizer.decode(i) for i in ids]
 
-    def label_embeddings(self, data_dir: Path) -> dict[str, tuple[list[str], np.ndarray]]:
+    def label_names(self, data_dir: Path) -> dict[str, list[str]]:
         from ecgreport.model.text_encoder import TextEncoder
         from ecgreport.prompts import build_label_sets, ensemble_embeddings
 
-        text = TextEncoder(self.ckpt.get("text_model"))
+        self.text = TextEncoder(self.ckpt.get("text_model"))
         sets = build_label_sets(Path(data_dir) / "scp_statements.csv")
-        return {k: ([l.name for l in v], ensemble_embeddings(text.embed, v)) for k, v in sets.items()}
+        self.label_emb = {k: ensemble_embeddings(self.text.embed, v) for k, v in sets.items()}
+        return {k: [l.name for l in v] for k, v in sets.items()}
+
+    def zero_shot(self, emb: np.ndarray, method: str, train=None, train_emb=None) -> dict[str, np.ndarray] | None:
+        from ecgreport.onnx.runtime import Retrieval
+
+        if method == "direct":
+            return {k: emb @ m.T for k, m in self.label_emb.items()}
+        if train is None:
+            return None
+        r = Retrieval(train_emb, train.report_ids, self.text.embed(train.unique_reports), train.unique_reports)
+        return {k: r.label_scores(emb, r.report_embeddings @ m.T) for k, m in self.label_emb.items()}
 
 
 def open_predictor(model: Path, device: str = "auto"):
@@ -114,6 +134,7 @@ class EvalOptions:
     seed: int = 0
     batch_size: int = 256
     reports: bool = True
+    k: int = 25
 
 
 def _batched(fn, x: np.ndarray, batch_size: int, progress=None, label: str = ""):
@@ -140,7 +161,6 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
         "folds": list(opts.folds), "n_records": len(test),
     }
 
-    # Zero-shot detection.
     if opts.reports:
         parts = _batched(lambda x: pred.embed_generate(x, opts.beams), test.signals, opts.batch_size, progress,
                          "encoding + generating reports")
@@ -149,36 +169,54 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
     else:
         emb = np.concatenate(_batched(pred.embed, test.signals, opts.batch_size, progress, "encoding"))
         generated = []
+    train = load_split(data_dir, set(opts.train_folds), pred.fs_hz, pred.window, limit, progress)
+    train_emb = np.concatenate(_batched(pred.embed, train.signals, opts.batch_size, progress, "encoding training folds"))
+
+    # Zero-shot detection, with both scoring methods.
     table = load_ptbxl_labels(data_dir)
-    label_emb = pred.label_embeddings(data_dir)
-    zero_shot = {}
+    names = pred.label_names(data_dir)
     index = {int(e): i for i, e in enumerate(test.ecg_ids)}
-    for task in TASKS:
-        if task not in label_emb:
+    result["zero_shot"] = {}
+    for method in ("direct", "knn"):
+        scores_all = pred.zero_shot(emb, method, train, train_emb)
+        if scores_all is None:
             continue
-        names, matrix = label_emb[task]
-        ids = [i for i in table.select(task, opts.folds) if i in index]
-        if not ids:
-            continue
-        present = set(table.classes(task, opts.folds))
-        cols = [j for j, n in enumerate(names) if n in present]
-        y = table.matrix(task, ids, [names[j] for j in cols])
-        rows = np.array([index[i] for i in ids])
-        scores = emb[rows] @ matrix[cols].T
-        macro, per_class = macro_auc(y, scores, [names[j] for j in cols])
-        lo, hi = bootstrap_auc_ci(y, scores, n_resamples=opts.bootstrap, seed=opts.seed) if opts.bootstrap else (np.nan, np.nan)
-        zero_shot[task] = {"macro_auc": macro, "ci95": [lo, hi], "per_class": per_class,
-                           "n_records": len(ids), "n_classes": len(cols)}
-    result["zero_shot"] = zero_shot
+        zero_shot = {}
+        for task in TASKS:
+            if task not in scores_all:
+                continue
+            ids = [i for i in table.select(task, opts.folds) if i in index]
+            present = set(table.classes(task, opts.folds))
+            cols = [j for j, n in enumerate(names[task]) if n in present]
+            if not ids or not cols:
+                continue
+            y = table.matrix(task, ids, [names[task][j] for j in cols])
+            scores = scores_all[task][np.array([index[i] for i in ids])][:, cols]
+            macro, per_class = macro_auc(y, scores, [names[task][j] for j in cols])
+            lo, hi = (bootstrap_auc_ci(y, scores, n_resamples=opts.bootstrap, seed=opts.seed)
+                      if opts.bootstrap else (np.nan, np.nan))
+            zero_shot[task] = {"macro_auc": macro, "ci95": [lo, hi], "per_class": per_class,
+                               "n_records": len(ids), "n_classes": len(cols)}
+        result["zero_shot"][method] = zero_shot
+    result["zero_shot_default"] = pred.default_scoring
     result["chance_auc"] = 0.5
 
     if opts.reports:
-        train = load_split(data_dir, set(opts.train_folds), pred.fs_hz, pred.window, limit, progress)
-        train_emb = np.concatenate(_batched(pred.embed, train.signals, opts.batch_size, progress, "encoding training folds"))
-        nearest = np.concatenate([np.argmax(emb[i : i + 1024] @ train_emb.T, axis=1) for i in range(0, len(emb), 1024)])
-        retrieved = [train.reports[j] for j in nearest]
+        from ecgreport.onnx.runtime import Retrieval, mbr_select
+
+        r = Retrieval(train_emb, train.report_ids, np.zeros((len(train.unique_reports), 1), np.float32),
+                      train.unique_reports)
+        neighbours = np.concatenate([r.neighbours(emb[i : i + 1024], opts.k) for i in range(0, len(emb), 1024)])
+        retrieved = [train.unique_reports[train.report_ids[row[0]]] for row in neighbours]
+        pools = [[train.unique_reports[j] for j in train.report_ids[row]] for row in neighbours]
         most_frequent = Counter(train.reports).most_common(1)[0][0]
-        systems = {"model": generated, "retrieval": retrieved, "most_frequent": [most_frequent] * len(test)}
+        systems = {
+            "model": generated,
+            "model+retrieval consensus": [mbr_select(p + [g]) if g else mbr_select(p) for p, g in zip(pools, generated)],
+            "retrieval consensus": [mbr_select(p) for p in pools],
+            "retrieval": retrieved,
+            "most_frequent": [most_frequent] * len(test),
+        }
         has_ref = [i for i, r in enumerate(test.reports) if r]
         refs = [test.reports[i] for i in has_ref]
         result["n_with_reference"] = len(has_ref)
@@ -196,7 +234,7 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
         result["statement_codes"] = len(EXTRACTABLE_CODES)
         result["examples"] = [
             {"ecg_id": int(test.ecg_ids[i]), "reference": test.reports[i], "generated": generated[i],
-             "retrieved": retrieved[i]} for i in has_ref[:5]
+             "retrieved": retrieved[i], "consensus": systems["model+retrieval consensus"][i]} for i in has_ref[:5]
         ]
     result["quoted_literature"] = QUOTED
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -210,13 +248,14 @@ def _f(v) -> str:
 def to_markdown(res: dict, title: str = "ecgreport evaluation") -> str:
     lines = [f"## {title}", "",
              f"Model `{res['model']}` ({res['backend']}); PTB-XL folds {res['folds']}, {res['n_records']} records.", ""]
-    if res.get("zero_shot"):
-        lines += ["### Zero-shot detection (macro AUC, 95% bootstrap CI; chance 0.5)", "",
+    for method, zs in res.get("zero_shot", {}).items():
+        default = " (the bundle's default)" if method == res.get("zero_shot_default") else ""
+        lines += [f"### Zero-shot detection, {method} scoring{default} (macro AUC, 95% bootstrap CI; chance 0.5)", "",
                   "| task | classes | records | macro AUC | 95% CI |", "|---|---|---|---|---|"]
-        for task, z in res["zero_shot"].items():
+        for task, z in zs.items():
             lines.append(f"| {task} | {z['n_classes']} | {z['n_records']} | {_f(z['macro_auc'])} | "
                          f"{_f(z['ci95'][0])}-{_f(z['ci95'][1])} |")
-        sup = res["zero_shot"].get("superclass")
+        sup = zs.get("superclass")
         if sup:
             lines += ["", "Superclass per class: " + ", ".join(f"{k} {_f(v)}" for k, v in sup["per_class"].items())]
         lines.append("")

@@ -34,7 +34,7 @@ from ecgreport.model.config import ModelConfig
 from ecgreport.model.generate import greedy_generate
 from ecgreport.model.model import ECGReportModel
 from ecgreport.onnx.graphs import export_graphs
-from ecgreport.onnx.runtime import BUNDLE_FORMAT, MANIFEST, ModelRunner, load_bundle, sha256_file
+from ecgreport.onnx.runtime import BUNDLE_FORMAT, MANIFEST, ModelRunner, load_bundle, manifest_checksum, sha256_file
 from ecgreport.prompts import Label, build_label_sets, ensemble_embeddings, read_label_csv
 from ecgreport.reports import WordTokenizer
 
@@ -87,6 +87,38 @@ def check_parity(bundle_dir: Path, model: ECGReportModel, tokenizer: WordTokeniz
     return result
 
 
+def build_retrieval(model: ECGReportModel, text, data_dir: Path, folds, batch_size: int = 256, progress=None) -> dict:
+    """Training-fold ECG embeddings and their reports' text embeddings, for the bundle."""
+    from ecgreport.training.data import load_split
+
+    cfg = model.cfg
+    data = load_split(Path(data_dir), set(folds), cfg.fs_hz, cfg.window_samples, progress=progress)
+    with torch.inference_mode():
+        emb = np.concatenate([model.encode(torch.from_numpy(data.signals[i : i + batch_size]))[0].numpy()
+                              for i in range(0, len(data), batch_size)])
+    return {"train_embeddings": emb, "report_ids": data.report_ids, "reports": data.unique_reports,
+            "report_embeddings": text.embed(data.unique_reports), "folds": sorted(set(int(f) for f in folds))}
+
+
+def _write_retrieval(folder: Path, retrieval: dict, k: int) -> dict:
+    # float16 halves the bundle; cosine rankings are unaffected at this precision.
+    np.savez_compressed(
+        folder / "retrieval.npz",
+        train_embeddings=retrieval["train_embeddings"].astype(np.float16),
+        report_ids=retrieval["report_ids"].astype(np.int32),
+        report_embeddings=retrieval["report_embeddings"].astype(np.float16),
+    )
+    (folder / "retrieval_reports.json").write_text(json.dumps(retrieval["reports"], ensure_ascii=False), encoding="utf-8")
+    return {"file": "retrieval.npz", "reports": "retrieval_reports.json", "k": k,
+            "n_train": int(len(retrieval["report_ids"])), "n_reports": len(retrieval["reports"]),
+            "folds": retrieval.get("folds")}
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    manifest["checksum"] = manifest_checksum(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
 def _manifest_files(folder: Path) -> dict:
     return {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
@@ -110,6 +142,10 @@ def export_bundle(
     model_card: str | None = None,
     extra_manifest: dict | None = None,
     rtol: float = 1e-4,
+    retrieval_data: Path | None = None,
+    scoring: str = "knn",
+    k: int = 25,
+    progress=None,
 ) -> dict:
     """Write a bundle to out_dir (replacing it only once the new one passed its checks)."""
     from ecgreport.model.text_encoder import TextEncoder
@@ -136,6 +172,12 @@ def export_bundle(
         np.savez(staging / "label_embeddings.npz",
                  **{name: ensemble_embeddings(text.embed, labels) for name, labels in label_sets.items()})
         train_cfg = ckpt.get("config", {})
+        retrieval_meta = None
+        if retrieval_data is not None:
+            folds = train_cfg.get("train_folds") or list(range(1, 9))
+            retrieval_meta = _write_retrieval(staging, build_retrieval(model, text, retrieval_data, folds, progress=progress), k)
+        if scoring == "knn" and retrieval_meta is None:
+            scoring = "direct"
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": 1,
@@ -158,6 +200,8 @@ def export_bundle(
                 for name, labels in label_sets.items()
             },
             "text_model": {"name": text_name, "dim": text.dim},
+            "scoring": {"method": scoring, "k": k if scoring == "knn" else None},
+            **({"retrieval": retrieval_meta} if retrieval_meta else {}),
             "model_config": cfg.to_dict(),
             "train_config": train_cfg,
             "versions": _versions(),
@@ -165,11 +209,10 @@ def export_bundle(
         }
         (staging / "MODEL_CARD.md").write_text(model_card or default_model_card(manifest), encoding="utf-8")
         manifest["files"] = _manifest_files(staging)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _write_manifest(staging, manifest)
         parity = check_parity(staging, model, tokenizer, parity_inputs.astype(np.float32), rtol)
-        # The parity result goes into the manifest; the manifest is not a checksummed file itself.
         manifest["parity"] = {**parity.to_dict(), "rtol": rtol}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _write_manifest(staging, manifest)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         shutil.move(str(staging), str(out_dir))

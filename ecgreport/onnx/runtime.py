@@ -41,6 +41,13 @@ def default_bundle_path() -> Path:
     return Path(__file__).resolve().parents[2] / "export"
 
 
+def manifest_checksum(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON without its own `checksum` entry, so that an
+    edit to the manifest itself (a sampling rate, a label name) is detected too."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -50,12 +57,47 @@ def sha256_file(path: Path) -> str:
 
 
 @dataclass
+class Retrieval:
+    """The training folds in the model's embedding space, with their reports' text embeddings.
+
+    Used for the retrieval report (the report of the nearest training ECG) and for kNN
+    zero-shot scoring: a label's score is the mean similarity between the label's prompt
+    embedding and the report embeddings of the k nearest training ECGs. Only free-text
+    reports are involved, never diagnostic labels.
+    """
+
+    train_embeddings: np.ndarray   # (N, D) unit rows
+    report_ids: np.ndarray         # (N,) index into reports
+    report_embeddings: np.ndarray  # (U, D) text-model embeddings of the distinct reports
+    reports: list[str]             # (U,) normalised report text
+    k: int = 25
+
+    def neighbours(self, embedding: np.ndarray, k: int) -> np.ndarray:
+        """(B, D) -> (B, k) indices of the most similar training ECGs, best first."""
+        sims = embedding @ self.train_embeddings.T
+        k = min(k, sims.shape[1])
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
+        return np.take_along_axis(part, order, axis=1)
+
+    def label_scores(self, embedding: np.ndarray, report_label_sims: np.ndarray) -> np.ndarray:
+        """kNN zero-shot scores (B, L) from (U, L) = report_embeddings @ label_embeddings.T."""
+        return report_label_sims[self.report_ids[self.neighbours(embedding, self.k)]].mean(axis=1)
+
+
+@dataclass
 class Bundle:
     path: Path
     manifest: dict
     manifest_sha256: str
     tokenizer: WordTokenizer
     label_embeddings: dict[str, np.ndarray]          # set -> (n_labels, D), unit rows
+    retrieval: Retrieval | None = None
+
+    @property
+    def scoring(self) -> str:
+        """'knn' (retrieval-augmented) or 'direct' (ECG-to-prompt cosine)."""
+        return self.manifest.get("scoring", {}).get("method", "direct")
 
     @property
     def fs_hz(self) -> float:
@@ -94,6 +136,8 @@ def load_bundle(path: Path | str | None = None) -> Bundle:
         raise BundleError(f"{manifest_path}: not valid JSON ({err})") from err
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{manifest_path}: not an {BUNDLE_FORMAT} manifest")
+    if manifest.get("checksum") != manifest_checksum(manifest):
+        raise BundleError(f"{manifest_path}: checksum does not match its content (modified manifest)")
     for name, meta in manifest.get("files", {}).items():
         f = path / name
         if not f.is_file():
@@ -104,9 +148,45 @@ def load_bundle(path: Path | str | None = None) -> Bundle:
         tokenizer = WordTokenizer.load(path / manifest["tokenizer"])
         with np.load(path / manifest["label_embeddings"]) as npz:
             label_emb = {k: npz[k].astype(np.float32) for k in npz.files}
+        retrieval = None
+        if "retrieval" in manifest:
+            meta = manifest["retrieval"]
+            with np.load(path / meta["file"]) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            reports = json.loads((path / meta["reports"]).read_text(encoding="utf-8"))
+            retrieval = Retrieval(arrays["train_embeddings"].astype(np.float32), arrays["report_ids"].astype(np.int64),
+                                  arrays["report_embeddings"].astype(np.float32), reports, int(meta.get("k", 25)))
     except (KeyError, OSError, ValueError) as err:
         raise BundleError(f"{path}: incomplete bundle ({err})") from err
-    return Bundle(path, manifest, hashlib.sha256(raw).hexdigest(), tokenizer, label_emb)
+    return Bundle(path, manifest, hashlib.sha256(raw).hexdigest(), tokenizer, label_emb, retrieval)
+
+
+def _ngrams(text: str) -> set:
+    words = text.split()
+    return set(words) | {tuple(words[i : i + 2]) for i in range(len(words) - 1)}
+
+
+def mbr_select(candidates: list[str]) -> str:
+    """The candidate with the highest summed n-gram F1 (unigrams + bigrams) to the others.
+
+    >>> mbr_select(["sinus rhythm normal ecg", "sinus rhythm normal ecg", "atrial fibrillation"])
+    'sinus rhythm normal ecg'
+    """
+    grams = {c: _ngrams(c) for c in dict.fromkeys(candidates)}  # first-seen order: deterministic ties
+    count: dict[str, int] = {}
+    for c in candidates:
+        count[c] = count.get(c, 0) + 1
+
+    def f1(a: set, b: set) -> float:
+        common = len(a & b)
+        return 0.0 if common == 0 else 2 * common / (len(a) + len(b))
+
+    best, best_score = candidates[0], -1.0
+    for c, gc in grams.items():
+        score = sum(n * f1(gc, grams[o]) for o, n in count.items())
+        if score > best_score:
+            best, best_score = c, score
+    return best
 
 
 @dataclass
@@ -187,6 +267,7 @@ class ModelRunner:
         gen = self.bundle.manifest["generation"]
         self._bos, self._eos = int(gen["bos"]), int(gen["eos"])
         self.max_tokens = int(gen["max_tokens"])
+        self._report_sims: dict[str, np.ndarray] = {}  # label set -> (U, L), for kNN scoring
 
     # -- encoder ---------------------------------------------------------------------------
     def encode(self, x: np.ndarray) -> Encoded:
@@ -194,9 +275,50 @@ class ModelRunner:
         emb, ck, cv = self._enc.run(None, {"ecg": np.ascontiguousarray(x, dtype=np.float32)})
         return Encoded(emb, ck, cv)
 
-    def scores(self, embedding: np.ndarray) -> dict[str, np.ndarray]:
-        """Cosine similarity of each embedding with each label's prompt embedding."""
-        return {name: embedding @ m.T for name, m in self.bundle.label_embeddings.items()}
+    def scores(self, embedding: np.ndarray, method: str | None = None) -> dict[str, np.ndarray]:
+        """Zero-shot scores per label set, (B, n_labels) each.
+
+        method 'direct': cosine of the ECG embedding with each label's prompt embedding.
+        method 'knn': mean cosine between the label's prompt embedding and the reports of the
+        k nearest training ECGs (needs the bundle's retrieval data). Default: the bundle's.
+        """
+        method = method or self.bundle.scoring
+        if method == "direct" or (method == "knn" and self.bundle.retrieval is None):
+            return {name: embedding @ m.T for name, m in self.bundle.label_embeddings.items()}
+        if method != "knn":
+            raise ValueError(f"unknown scoring method {method!r}: choose direct or knn")
+        r = self.bundle.retrieval
+        out = {}
+        for name, m in self.bundle.label_embeddings.items():
+            if name not in self._report_sims:
+                self._report_sims[name] = r.report_embeddings @ m.T
+            out[name] = r.label_scores(embedding, self._report_sims[name])
+        return out
+
+    def consensus(self, embedding: np.ndarray, generated: list[str] | None = None, k: int | None = None) -> list[str]:
+        """Minimum-Bayes-risk choice among the reports of the k nearest training ECGs (and
+        the decoder's own report, when given): the candidate that agrees most, by word
+        n-gram F1, with all the others. PTB-XL's reports are templated, so the consensus of
+        the neighbours is a better guess than the single nearest one. [] without retrieval data.
+        """
+        r = self.bundle.retrieval
+        if r is None:
+            return []
+        nn = r.neighbours(embedding, k or r.k)
+        out = []
+        for i, row in enumerate(nn):
+            cands = [r.reports[j] for j in r.report_ids[row]]
+            if generated is not None and generated[i]:
+                cands.append(generated[i])
+            out.append(mbr_select(cands))
+        return out
+
+    def retrieve(self, embedding: np.ndarray) -> list[str]:
+        """The report of the nearest training ECG for each embedding ([] without retrieval data)."""
+        r = self.bundle.retrieval
+        if r is None:
+            return []
+        return [r.reports[i] for i in r.report_ids[r.neighbours(embedding, 1)[:, 0]]]
 
     # -- decoder ---------------------------------------------------------------------------
     def _empty_past(self, b: int) -> np.ndarray:
@@ -305,6 +427,7 @@ class ModelRunner:
             ) from err
         items = [Label(n, d, (prompts[i] if prompts else [d])) for i, (n, d) in enumerate(zip(labels, descriptions))]
         self.bundle.label_embeddings[name] = ensemble_embeddings(encoder.embed, items)
+        self._report_sims.pop(name, None)
         self.bundle.manifest["label_sets"][name] = {
             "labels": [{"name": it.name, "description": it.description, "prompts": it.prompts} for it in items],
             "source": "run-time --labels",
