@@ -389,7 +389,10 @@ def _pipeline(todo, spec, runner, sink, written, batch_size, beams, max_tokens, 
               workers) -> int:
     """Read, batch, infer and write ``todo`` in order; return how many were not processed
     (stopped by ``fail_fast``). ``written(entries)`` is called after each batch is saved."""
-    depth = max(2 * workers, math.ceil(2 * batch_size / spec.max_windows))
+    # Read a whole batch of single-window records ahead, so the next batch is ready when
+    # the model finishes (a shorter queue left the model waiting ~0.3 ms per record).
+    # Memory: at most depth * max_windows windows of 12 x window_samples float32.
+    depth = max(2 * workers, batch_size, math.ceil(2 * batch_size / spec.max_windows))
     pending: list[_Prepared] = []
     n_windows, not_processed = 0, 0
     with contextlib.closing(_read_ahead(lambda ref: _prepare(ref, spec), todo, workers,
