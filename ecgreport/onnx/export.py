@@ -203,6 +203,7 @@ def export_bundle(
             "scoring": {"method": scoring, "k": k if scoring == "knn" else None},
             **({"retrieval": retrieval_meta} if retrieval_meta else {}),
             "model_config": cfg.to_dict(),
+            "n_parameters": sum(p.numel() for p in model.parameters()),
             "train_config": train_cfg,
             "versions": _versions(),
             **(extra_manifest or {}),
@@ -239,3 +240,17 @@ Metrics: run `ecgreport evaluate --model <bundle> --data <PTB-XL>`.
 Data: PTB-XL (Wagner et al., Scientific Data 7, 154, 2020; CC BY 4.0).
 Method: Qiu et al., "Transfer Knowledge from Natural Language to Electrocardiography", Findings of EACL 2023.
 """
+
+
+def replace_model_card(bundle_dir: Path, text: str) -> None:
+    """Write a new MODEL_CARD.md into an exported bundle and re-seal its manifest (file
+    checksums and the manifest's own checksum), e.g. once `evaluate` has measured the bundle."""
+    bundle_dir = Path(bundle_dir)
+    manifest = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
+    tmp = bundle_dir / ".MODEL_CARD.md.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(bundle_dir / "MODEL_CARD.md")
+    manifest["files"]["MODEL_CARD.md"] = {"sha256": sha256_file(bundle_dir / "MODEL_CARD.md"),
+                                          "bytes": (bundle_dir / "MODEL_CARD.md").stat().st_size}
+    _write_manifest(bundle_dir, manifest)
+    load_bundle(bundle_dir)  # proves the re-sealed bundle verifies
