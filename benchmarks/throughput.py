@@ -152,7 +152,7 @@ def preprocess(folder: Path, bundle) -> np.ndarray:
     from ecgreport.records import find_records
 
     spec = _Spec(fs_hz=bundle.fs_hz, window_samples=bundle.window_samples, min_s=5.0,
-                 max_windows=6, comments=False)
+                 max_windows=6, comments=False)  # ecgreport batch's defaults
     windows = []
     for ref in find_records(folder):
         item = _prepare(ref, spec)
@@ -452,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                 res.notes.append(f"row 3 (PyTorch eager) skipped: {err} "
                                  "(pip install 'ecgreport[train]').")
         if torch_model is not None:
-            res.torch_device = torch_model.device
+            res.torch_device = (f"{torch_model.device} ({torch_model.torch.get_num_threads()} "
+                                "threads)")
             if torch_model.note:
                 res.notes.append(torch_model.note + ".")
             torch_model(x[:args.batch_size], args.batch_size)     # warm-up, untimed
