@@ -54,6 +54,22 @@ def detokenize_words(tokens: Iterable[str]) -> str:
     return _NO_SPACE_AFTER.sub(r"\1", text)
 
 
+NO_REPEAT_NGRAM = 3
+
+
+def repeated_ngram_bans(ids: list[int], n: int = NO_REPEAT_NGRAM) -> list[int]:
+    """Tokens that would complete an n-gram already in `ids` (greedy decoders loop otherwise:
+    "avl, avl, avl, ..."). Both the torch and the onnxruntime decoders apply it.
+
+    >>> repeated_ngram_bans([5, 6, 7, 5, 6], n=3)
+    [7]
+    """
+    if n <= 0 or len(ids) < n - 1:
+        return []
+    prefix = ids[len(ids) - n + 1 :]
+    return [ids[i + n - 1] for i in range(len(ids) - n + 1) if ids[i : i + n - 1] == prefix]
+
+
 class WordTokenizer:
     """Word-level vocabulary with the four special tokens the decoder needs.
 

@@ -94,3 +94,11 @@ def test_an_edited_manifest_is_refused(tiny_bundle, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(manifest, indent=2))
     with pytest.raises(BundleError, match="manifest.json: checksum"):
         load_bundle(copy)
+
+
+def test_repeated_trigrams_are_banned():
+    from ecgreport.reports import repeated_ngram_bans
+
+    assert repeated_ngram_bans([9, 1, 9, 1], n=3) == [9]          # "avl , avl ," -> not "avl" again
+    assert repeated_ngram_bans([1, 2, 3, 4], n=3) == []
+    assert repeated_ngram_bans([1], n=3) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ecgreport.model.model import ECGReportModel
+from ecgreport.reports import repeated_ngram_bans
 
 
 @torch.inference_mode()
@@ -23,6 +24,11 @@ def greedy_generate(model: ECGReportModel, x: torch.Tensor, bos: int, eos: int, 
     done = torch.zeros(b, dtype=torch.bool, device=x.device)
     for _ in range(max_len - 1):
         logits, past_k, past_v = model.decoder.step(token, past_k, past_v, cross_k, cross_v)
+        seqs = out.tolist()
+        for row in range(b):
+            bans = repeated_ngram_bans(seqs[row])
+            if bans:
+                logits[row, bans] = float("-inf")
         token = logits.argmax(dim=-1)
         token = torch.where(done, torch.full_like(token, eos), token)
         out = torch.cat([out, token[:, None]], dim=1)

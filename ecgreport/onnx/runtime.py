@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgreport.errors import BundleError
-from ecgreport.reports import WordTokenizer
+from ecgreport.reports import WordTokenizer, repeated_ngram_bans
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +348,10 @@ class ModelRunner:
         token = np.full(b, self._bos, np.int64)
         for _ in range(max_tokens - 1):
             logits, past_k, past_v = self._step(token, past_k, past_v, ck, cv)
+            for j, row in enumerate(active):
+                bans = repeated_ngram_bans(out[row])
+                if bans:
+                    logits[j, bans] = -np.inf
             token = logits.argmax(-1).astype(np.int64)
             finished = token == self._eos
             for row, t, f in zip(active, token, finished):
@@ -372,6 +376,10 @@ class ModelRunner:
         done: list[tuple[float, list[int]]] = []
         for step in range(max_tokens - 1):
             logits, past_k, past_v = self._step(token, past_k, past_v, ck, cv)
+            for j, seq in enumerate(seqs):
+                bans = repeated_ngram_bans(seq)
+                if bans:
+                    logits[j, bans] = -np.inf
             lp = logits - logits.max(-1, keepdims=True)
             lp = lp - np.log(np.exp(lp).sum(-1, keepdims=True))
             cand = (logp[:, None] + lp).ravel()
