@@ -105,10 +105,11 @@ def test_onnxruntime_matches_torch(runner, torch_model, records):
     enc = runner.encode(records)
     with torch.inference_mode():
         emb, memory = model.encode(torch.from_numpy(records))
-        cross_k, cross_v = model.decoder.cross_kv(memory)
+        cross = [t for pair in model.decoder.cross_kv(memory) for t in pair]
     np.testing.assert_allclose(enc.embedding, emb.numpy(), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(enc.cross_k, cross_k.numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(enc.cross_v, cross_v.numpy(), rtol=1e-4, atol=1e-5)
+    assert len(enc.cross) == len(cross) == 2 * len(model.decoder.layers)
+    for got, want in zip(enc.cross, cross):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
     # the batch axis is dynamic: one record alone gives what it gives inside the batch
     np.testing.assert_allclose(runner.encode(records[3:4]).embedding, enc.embedding[3:4], rtol=1e-4, atol=1e-6)
 

@@ -4,9 +4,11 @@ The cache is explicit (tensors in, tensors out) rather than hidden in module sta
 same `step` exports to one ONNX graph and generation in onnxruntime pays O(1) work per
 token instead of re-running the whole prefix.
 
-Shapes: d = width, H = heads, dh = d / H, L = layers, M = memory tokens, P = past tokens.
-  cross_k, cross_v: (L, B, H, M, dh)   computed once per ECG by `cross_kv`
-  past_k, past_v:   (L, B, H, P, dh)   grows by one position per generated token
+Shapes: d = width, H = heads, dh = d / H, M = memory tokens, P = past tokens; one entry
+per layer (separate tensors, so no step slices a stacked cache):
+  cross[i] = (k_t, v): k_t (B, H, dh, M) already transposed and scaled by 1/sqrt(dh),
+                       v (B, H, M, dh); computed once per ECG by `cross_kv`
+  past[i]  = (k, v):   (B, H, P, dh) each; grows by one position per generated token
 """
 
 from __future__ import annotations
@@ -44,10 +46,14 @@ class _DecoderLayer(nn.Module):
         return x.transpose(1, 2).reshape(b, t, h * dh)
 
     def cross_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k, v = self.kv2(memory).chunk(2, dim=-1)
-        return self._split(k), self._split(v)
+        """memory (B, M, d) -> k_t (B, H, dh, M) pre-scaled, v (B, H, M, dh).
 
-    def forward(self, x, cross_k, cross_v, past_k=None, past_v=None):
+        Transposing and scaling here, once per ECG, saves that work at every decoding step."""
+        k, v = self.kv2(memory).chunk(2, dim=-1)
+        k = self._split(k)
+        return k.transpose(-1, -2) * (k.shape[-1] ** -0.5), self._split(v)
+
+    def forward(self, x, cross_kt, cross_v, past_k=None, past_v=None):
         """x: (B, T, d). Without a past, attention is causal over x (training, teacher forcing);
         with a past, x holds the newest token(s) and sees every past position."""
         q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
@@ -60,7 +66,8 @@ class _DecoderLayer(nn.Module):
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.drop(self.out1(self._merge(a)))
         q2 = self._split(self.q2(self.ln2(x)))
-        x = x + self.drop(self.out2(self._merge(F.scaled_dot_product_attention(q2, cross_k, cross_v))))
+        cross = torch.softmax(q2 @ cross_kt, dim=-1) @ cross_v
+        x = x + self.drop(self.out2(self._merge(cross)))
         x = x + self.drop(self.ff(self.ln3(x)))
         return x, k, v
 
@@ -79,28 +86,33 @@ class ReportDecoder(nn.Module):
         self.ln_out = nn.LayerNorm(d)
         self.scale = d**0.5
 
-    def cross_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """memory (B, M, d) -> cross_k, cross_v (L, B, H, M, dh)."""
-        ks, vs = zip(*(layer.cross_kv(memory) for layer in self.layers))
-        return torch.stack(ks), torch.stack(vs)
+    def cross_kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """memory (B, M, d) -> one (k_t, v) pair per layer."""
+        return [layer.cross_kv(memory) for layer in self.layers]
+
+    def empty_past(self, batch: int, dtype=torch.float32, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        first = self.layers[0]
+        dh = first.qkv.in_features // first.heads
+        z = torch.zeros(batch, first.heads, 0, dh, dtype=dtype, device=device)
+        return [(z, z) for _ in self.layers]
 
     def _logits(self, h: torch.Tensor) -> torch.Tensor:
         return self.ln_out(h) @ self.embed.weight.T  # output layer tied to the embedding
 
-    def forward(self, tokens: torch.Tensor, cross_k: torch.Tensor, cross_v: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, cross) -> torch.Tensor:
         """Teacher forcing: tokens (B, T) -> logits (B, T, vocab)."""
         h = self.embed(tokens) * self.scale + self.positions[: tokens.shape[1]]
-        for i, layer in enumerate(self.layers):
-            h, _, _ = layer(h, cross_k[i], cross_v[i])
+        for layer, (k_t, v) in zip(self.layers, cross):
+            h, _, _ = layer(h, k_t, v)
         return self._logits(h)
 
-    def step(self, token, past_k, past_v, cross_k, cross_v):
-        """One generation step. token (B,) int64 -> logits (B, vocab), new past (L, B, H, P+1, dh)."""
-        p = past_k.shape[3]
+    def step(self, token, past, cross):
+        """One generation step: token (B,) int64 -> logits (B, vocab), new past (one (k, v)
+        pair per layer, each (B, H, P+1, dh))."""
+        p = past[0][0].shape[2]
         h = self.embed(token[:, None]) * self.scale + self.positions[p : p + 1]
-        new_k, new_v = [], []
-        for i, layer in enumerate(self.layers):
-            h, k, v = layer(h, cross_k[i], cross_v[i], past_k[i], past_v[i])
-            new_k.append(k)
-            new_v.append(v)
-        return self._logits(h)[:, 0], torch.stack(new_k), torch.stack(new_v)
+        new_past = []
+        for layer, (pk, pv), (k_t, cv) in zip(self.layers, past, cross):
+            h, k, v = layer(h, k_t, cv, pk, pv)
+            new_past.append((k, v))
+        return self._logits(h)[:, 0], new_past

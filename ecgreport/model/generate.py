@@ -13,17 +13,14 @@ def greedy_generate(model: ECGReportModel, x: torch.Tensor, bos: int, eos: int, 
     """x (B, 12, window) -> token ids per record, without <bos>, stopping at <eos>."""
     model.eval()
     emb, memory = model.encode(x)
-    cross_k, cross_v = model.decoder.cross_kv(memory)
+    cross = model.decoder.cross_kv(memory)
     b = x.shape[0]
-    cfg = model.cfg
-    dh = cfg.width // cfg.decoder_heads
-    past_k = torch.zeros(cfg.decoder_layers, b, cfg.decoder_heads, 0, dh, dtype=memory.dtype, device=x.device)
-    past_v = past_k.clone()
+    past = model.decoder.empty_past(b, memory.dtype, x.device)
     token = torch.full((b,), bos, dtype=torch.long, device=x.device)
     out = torch.zeros(b, 0, dtype=torch.long, device=x.device)
     done = torch.zeros(b, dtype=torch.bool, device=x.device)
     for _ in range(max_len - 1):
-        logits, past_k, past_v = model.decoder.step(token, past_k, past_v, cross_k, cross_v)
+        logits, past = model.decoder.step(token, past, cross)
         seqs = out.tolist()
         for row in range(b):
             bans = repeated_ngram_bans(seqs[row])

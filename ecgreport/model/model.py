@@ -44,8 +44,7 @@ class ECGReportModel(nn.Module):
     def forward(self, x: torch.Tensor, tokens_in: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: -> (embedding (B, text_dim), logits (B, T, vocab))."""
         emb, memory = self.encode(x)
-        cross_k, cross_v = self.decoder.cross_kv(memory)
-        return emb, self.decoder(tokens_in, cross_k, cross_v)
+        return emb, self.decoder(tokens_in, self.decoder.cross_kv(memory))
 
 
 def count_parameters(model: nn.Module) -> int:

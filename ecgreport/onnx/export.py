@@ -34,7 +34,7 @@ from ecgreport.model.config import ModelConfig
 from ecgreport.model.generate import greedy_generate
 from ecgreport.model.model import ECGReportModel
 from ecgreport.onnx.graphs import export_graphs
-from ecgreport.onnx.runtime import BUNDLE_FORMAT, MANIFEST, ModelRunner, load_bundle, manifest_checksum, sha256_file
+from ecgreport.onnx.runtime import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, ModelRunner, load_bundle, manifest_checksum, sha256_file
 from ecgreport.prompts import Label, build_label_sets, ensemble_embeddings, read_label_csv
 from ecgreport.reports import WordTokenizer
 
@@ -180,7 +180,7 @@ def export_bundle(
             scoring = "direct"
         manifest = {
             "format": BUNDLE_FORMAT,
-            "format_version": 1,
+            "format_version": BUNDLE_FORMAT_VERSION,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "disclaimer": DISCLAIMER,
             "checkpoint": {"file": Path(checkpoint).name, "sha256": sha256_file(Path(checkpoint)),

@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from ecgreport.errors import BundleError
+from ecgreport.onnx.io_names import cache_names
 from ecgreport.reports import WordTokenizer, repeated_ngram_bans
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "ecgreport-bundle"
+BUNDLE_FORMAT_VERSION = 2  # 2: per-layer, batch-first decoder caches
 
 
 def default_bundle_path() -> Path:
@@ -140,6 +142,9 @@ def load_bundle(path: Path | str | None = None) -> Bundle:
         raise BundleError(f"{manifest_path}: not valid JSON ({err})") from err
     if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{manifest_path}: not an {BUNDLE_FORMAT} manifest")
+    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
+        raise BundleError(f"{manifest_path}: bundle format {manifest.get('format_version')} is not the "
+                          f"format {BUNDLE_FORMAT_VERSION} this ecgreport reads (re-export it with export-onnx)")
     if manifest.get("checksum") != manifest_checksum(manifest):
         raise BundleError(f"{manifest_path}: checksum does not match its content (modified manifest)")
     for name, meta in manifest.get("files", {}).items():
@@ -195,15 +200,15 @@ def mbr_select(candidates: list[str]) -> str:
 
 @dataclass
 class Encoded:
-    """Encoder output for B windows: the embedding and the decoder's cross-attention cache."""
+    """Encoder output for B windows: the embedding and the decoder's cross-attention cache
+    (one array per layer and kind, batch first, in the decoder graph's input order)."""
 
     embedding: np.ndarray      # (B, D)
-    cross_k: np.ndarray        # (L, B, H, M, dh)
-    cross_v: np.ndarray
+    cross: list[np.ndarray]    # cross_k0, cross_v0, cross_k1, ...
 
     def take(self, rows) -> "Encoded":
         rows = np.asarray(rows, dtype=np.int64)
-        return Encoded(self.embedding[rows], self.cross_k[:, rows], self.cross_v[:, rows])
+        return Encoded(self.embedding[rows], [c[rows] for c in self.cross])
 
     def __len__(self) -> int:
         return self.embedding.shape[0]
@@ -266,6 +271,8 @@ class ModelRunner:
         if providers[0] == "CUDAExecutionProvider" and self.provider != "CUDAExecutionProvider":
             self.note = "CUDA provider could not start (CUDA/cuDNN libraries missing?); running on the CPU"
         self._layers = int(graphs["decoder_layers"])
+        names = cache_names(self._layers)
+        self._past_names, self._cross_names = names["past"], names["cross"]
         self._heads = int(graphs["decoder_heads"])
         self._head_dim = int(graphs["head_dim"])
         gen = self.bundle.manifest["generation"]
@@ -276,8 +283,8 @@ class ModelRunner:
     # -- encoder ---------------------------------------------------------------------------
     def encode(self, x: np.ndarray) -> Encoded:
         """x (B, 12, window) float32, normalised (ecgreport.signal.preprocess.normalise)."""
-        emb, ck, cv = self._enc.run(None, {"ecg": np.ascontiguousarray(x, dtype=np.float32)})
-        return Encoded(emb, ck, cv)
+        emb, *cross = self._enc.run(None, {"ecg": np.ascontiguousarray(x, dtype=np.float32)})
+        return Encoded(emb, cross)
 
     def scores(self, embedding: np.ndarray, method: str | None = None) -> dict[str, np.ndarray]:
         """Zero-shot scores per label set, (B, n_labels) each.
@@ -328,12 +335,15 @@ class ModelRunner:
         return [r.reports[i] for i in r.report_ids[r.neighbours(embedding, 1)[:, 0]]]
 
     # -- decoder ---------------------------------------------------------------------------
-    def _empty_past(self, b: int) -> np.ndarray:
-        return np.zeros((self._layers, b, self._heads, 0, self._head_dim), np.float32)
+    def _empty_past(self, b: int) -> list[np.ndarray]:
+        z = np.zeros((b, self._heads, 0, self._head_dim), np.float32)
+        return [z] * (2 * self._layers)
 
-    def _step(self, token, past_k, past_v, cross_k, cross_v):
-        return self._dec.run(None, {"token": token, "past_k": past_k, "past_v": past_v,
-                                    "cross_k": cross_k, "cross_v": cross_v})
+    def _step(self, token: np.ndarray, past: list[np.ndarray], cross: list[np.ndarray]):
+        """-> logits (B, V), new past."""
+        feeds = {"token": token, **dict(zip(self._past_names, past)), **dict(zip(self._cross_names, cross))}
+        logits, *new_past = self._dec.run(None, feeds)
+        return logits, new_past
 
     def generate_ids(self, enc: Encoded, max_tokens: int | None = None, beams: int = 1) -> list[list[int]]:
         """Token ids per window (without <bos>/<eos>)."""
@@ -343,11 +353,11 @@ class ModelRunner:
         b = len(enc)
         out: list[list[int]] = [[] for _ in range(b)]
         active = np.arange(b)
-        ck, cv = enc.cross_k, enc.cross_v
-        past_k = past_v = self._empty_past(b)
+        cross = enc.cross
+        past = self._empty_past(b)
         token = np.full(b, self._bos, np.int64)
         for _ in range(max_tokens - 1):
-            logits, past_k, past_v = self._step(token, past_k, past_v, ck, cv)
+            logits, past = self._step(token, past, cross)
             for j, row in enumerate(active):
                 bans = repeated_ngram_bans(out[row])
                 if bans:
@@ -362,20 +372,20 @@ class ModelRunner:
                 if not keep.any():
                     break
                 active, token = active[keep], token[keep]
-                past_k, past_v, ck, cv = past_k[:, keep], past_v[:, keep], ck[:, keep], cv[:, keep]
+                past = [p[keep] for p in past]
+                cross = [c[keep] for c in cross]
         return out
 
     def _beam_search(self, enc: Encoded, max_tokens: int, beams: int, alpha: float = 0.7) -> list[int]:
         """Beam search for one window; scores are length-normalised log-probabilities."""
-        ck = np.repeat(enc.cross_k, beams, axis=1)
-        cv = np.repeat(enc.cross_v, beams, axis=1)
-        past_k = past_v = self._empty_past(beams)
+        cross = [np.repeat(c, beams, axis=0) for c in enc.cross]
+        past = self._empty_past(beams)
         seqs: list[list[int]] = [[] for _ in range(beams)]
         logp = np.array([0.0] + [-np.inf] * (beams - 1))
         token = np.full(beams, self._bos, np.int64)
         done: list[tuple[float, list[int]]] = []
         for step in range(max_tokens - 1):
-            logits, past_k, past_v = self._step(token, past_k, past_v, ck, cv)
+            logits, past = self._step(token, past, cross)
             for j, seq in enumerate(seqs):
                 bans = repeated_ngram_bans(seq)
                 if bans:
@@ -410,7 +420,7 @@ class ModelRunner:
                 new_tok.append(new_tok[0])
                 src.append(src[0])
             idx = np.array(src)
-            past_k, past_v = past_k[:, idx], past_v[:, idx]
+            past = [p[idx] for p in past]
             seqs, logp, token = new_seqs, np.array(new_logp), np.array(new_tok, np.int64)
         if not done:
             best = int(np.argmax(logp))
