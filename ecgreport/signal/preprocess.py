@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +45,9 @@ def resample(signal: np.ndarray, fs_in_hz: float, fs_out_hz: float) -> np.ndarra
     ratio = Fraction(fs_out_hz / fs_in_hz).limit_denominator(1000)
     if ratio != Fraction(fs_out_hz) / Fraction(fs_in_hz):
         logger.debug("resampling %s -> %s Hz approximated as %s", fs_in_hz, fs_out_hz, ratio)
+    # Imported here: scipy.signal costs ~0.9 s at start-up and only resampling needs it.
+    from scipy.signal import resample_poly
+
     out = resample_poly(signal.astype(np.float64, copy=False), ratio.numerator,
                         ratio.denominator, axis=-1)
     return out.astype(np.float32)
