@@ -426,12 +426,14 @@ def _infer(items: list[_Prepared], runner, beams: int, max_tokens: int, sink: Ba
             item.entry["report_window_start_s"] = item.entry["window_starts_s"][best]
             offset += len(item.windows)
         scores = runner.scores(np.stack(record_emb).astype(np.float32))
+        scoring = getattr(runner.bundle, "scoring", "direct")
         # One window per record (the usual 10 s ECG) selects every row in order: skip
         # take(), which would copy the cross-attention cache (~25 MB per 64 windows).
         chosen = enc if best_rows == list(range(len(window_emb))) else enc.take(best_rows)
-        reports = runner.generate(chosen, max_tokens=max_tokens, beams=beams)
-        for row, (item, report) in enumerate(zip(ok, reports)):
-            item.entry.update(status="ok", report=report, **sink.findings(
+        texts = runner.write_reports(chosen, np.stack(record_emb).astype(np.float32),
+                                     max_tokens=max_tokens, beams=beams)
+        for row, (item, text) in enumerate(zip(ok, texts)):
+            item.entry.update(status="ok", **text, scoring=scoring, **sink.findings(
                 {name: np.asarray(scores[name])[row] for name in sink.label_sets}))
             item.windows = None  # free the signal before writing
     entries = [item.entry for item in items]

@@ -89,6 +89,12 @@ class FakeRunner:
     def generate(self, enc: FakeEncoded, max_tokens: int = 64, beams: int = 1) -> list[str]:
         return [f"fake report {e[0]:.6f}" for e in enc.embedding]
 
+    def write_reports(self, enc: FakeEncoded, embedding: np.ndarray, max_tokens: int = 64,
+                      beams: int = 1) -> list[dict]:
+        assert len(embedding) == len(enc.embedding)
+        return [{"report": r, "decoder_report": r, "similar_training_report": None}
+                for r in self.generate(enc, max_tokens, beams)]
+
     def scores(self, embedding: np.ndarray) -> dict[str, np.ndarray]:
         assert embedding.ndim == 2 and embedding.shape[1] == DIM
         np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)

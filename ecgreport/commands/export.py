@@ -48,7 +48,8 @@ def export_onnx(
     retrieval: bool = typer.Option(True, help="Store the training folds' embeddings and reports in the bundle (retrieval reports and kNN zero-shot scoring; about 10 MB)."),
     retrieval_data: Optional[Path] = typer.Option(None, help="PTB-XL-layout folder for the retrieval data; default: the checkpoint's training data."),
     scoring: str = typer.Option("knn", help="Default zero-shot scoring of the bundle: 'knn' (prompts vs the reports of the k nearest training ECGs) or 'direct' (prompts vs the ECG embedding)."),
-    k: int = typer.Option(25, help="Neighbours for kNN scoring."),
+    k: int = typer.Option(25, help="Neighbours for kNN scoring and consensus reports."),
+    report_method: str = typer.Option("consensus", help="The bundle's report: 'decoder' (the decoder's text) or 'consensus' (the decoder's text and the nearest training ECGs' reports, the one that agrees most with the others)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Export a checkpoint to an ONNX bundle: encoder, cached decoder, tokenizer, label
@@ -79,6 +80,8 @@ def export_onnx(
         check_records = first[:1]
     if scoring not in ("knn", "direct"):
         raise typer.BadParameter("choose knn or direct", param_hint="--scoring")
+    if report_method not in ("decoder", "consensus"):
+        raise typer.BadParameter("choose decoder or consensus", param_hint="--report-method")
     if retrieval and retrieval_data is None and (data_dir / "ptbxl_database.csv").is_file():
         retrieval_data = data_dir
     if not retrieval:
@@ -89,7 +92,7 @@ def export_onnx(
     x, source = _parity_inputs(check_records, int(mc["window_samples"]), float(mc["fs_hz"]))
     try:
         manifest = export_bundle(checkpoint, out, x, scp_statements=scp_statements, labels_csv=labels, rtol=rtol,
-                                 retrieval_data=retrieval_data, scoring=scoring, k=k)
+                                 retrieval_data=retrieval_data, scoring=scoring, k=k, report_method=report_method)
     except (BundleError, ValueError) as err:
         errors.print(f"[red]export failed: {err}")
         raise typer.Exit(ExitCode.BAD_BUNDLE)
@@ -97,7 +100,7 @@ def export_onnx(
     size = sum(f["bytes"] for f in manifest["files"].values()) / 1e6
     console.print(
         f"wrote {out} ({size:.1f} MB): label sets {', '.join(manifest['label_sets'])}; "
-        f"scoring {manifest['scoring']['method']}; parity on {p['n_records']} "
+        f"scoring {manifest['scoring']['method']}, reports {manifest['report']['method']}; parity on {p['n_records']} "
         f"{source}: embeddings max rel. diff {p['max_rel_embedding_diff']:.1e}, identical reports "
         f"{p['reports_identical']}/{p['reports_compared']}"
     )

@@ -145,6 +145,7 @@ def export_bundle(
     retrieval_data: Path | None = None,
     scoring: str = "knn",
     k: int = 25,
+    report_method: str = "consensus",
     progress=None,
 ) -> dict:
     """Write a bundle to out_dir (replacing it only once the new one passed its checks)."""
@@ -176,8 +177,8 @@ def export_bundle(
         if retrieval_data is not None:
             folds = train_cfg.get("train_folds") or list(range(1, 9))
             retrieval_meta = _write_retrieval(staging, build_retrieval(model, text, retrieval_data, folds, progress=progress), k)
-        if scoring == "knn" and retrieval_meta is None:
-            scoring = "direct"
+        if retrieval_meta is None:
+            scoring, report_method = "direct", "decoder"
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
@@ -201,6 +202,7 @@ def export_bundle(
             },
             "text_model": {"name": text_name, "dim": text.dim},
             "scoring": {"method": scoring, "k": k if scoring == "knn" else None},
+            "report": {"method": report_method},
             **({"retrieval": retrieval_meta} if retrieval_meta else {}),
             "model_config": cfg.to_dict(),
             "n_parameters": sum(p.numel() for p in model.parameters()),

@@ -101,6 +101,11 @@ class Bundle:
     retrieval: Retrieval | None = None
 
     @property
+    def report_method(self) -> str:
+        """'decoder' or 'consensus' (see ModelRunner.write_reports)."""
+        return self.manifest.get("report", {}).get("method", "decoder")
+
+    @property
     def scoring(self) -> str:
         """'knn' (retrieval-augmented) or 'direct' (ECG-to-prompt cosine)."""
         return self.manifest.get("scoring", {}).get("method", "direct")
@@ -429,6 +434,26 @@ class ModelRunner:
 
     def generate(self, enc: Encoded, max_tokens: int | None = None, beams: int = 1) -> list[str]:
         return [self.bundle.tokenizer.decode(ids) for ids in self.generate_ids(enc, max_tokens, beams)]
+
+    def write_reports(self, enc: Encoded, embedding: np.ndarray, max_tokens: int | None = None,
+                      beams: int = 1) -> list[dict]:
+        """The texts of each record's report, one dict per row of `enc`:
+
+        report                   what the bundle's report method gives ("decoder": the decoder's
+                                 text; "consensus": the consensus (MBR) of the decoder's text and
+                                 the reports of the k nearest training ECGs)
+        decoder_report           the decoder's own text
+        similar_training_report  the consensus of the nearest training ECGs' reports alone, or
+                                 None without retrieval data
+        embedding: (B, D) record embeddings used for the neighbour search.
+        """
+        decoded = self.generate(enc, max_tokens, beams)
+        similar = self.consensus(embedding) or [None] * len(decoded)
+        final = decoded
+        if self.bundle.report_method == "consensus" and self.bundle.retrieval is not None:
+            final = self.consensus(embedding, decoded)
+        return [{"report": f, "decoder_report": d, "similar_training_report": s}
+                for f, d, s in zip(final, decoded, similar)]
 
     # -- custom labels -----------------------------------------------------------------------
     def add_label_set(self, name: str, labels: list[str], descriptions: list[str],

@@ -279,10 +279,19 @@ def report_text(entry: dict) -> str:
         "",
         "Generated report:",
         f"  {entry['report'] or '(empty)'}",
-        "",
-        "Top zero-shot findings. The numbers are cosine similarities (-1 to 1) between the ECG",
-        "and each label's text, NOT probabilities; compare them within one label set.",
     ]
+    if entry.get("decoder_report") not in (None, entry["report"]):
+        lines += ["", "The decoder alone wrote:", f"  {entry['decoder_report'] or '(empty)'}"]
+    if entry.get("similar_training_report"):
+        lines += ["", "Most similar training reports (consensus of the nearest PTB-XL training ECGs):",
+                  f"  {entry['similar_training_report']}"]
+    if entry.get("scoring") == "knn":
+        lines += ["", "Top zero-shot findings. Each number is the mean cosine similarity (-1 to 1) between",
+                  "the label's text and the reports of the most similar training ECGs; these are",
+                  "NOT probabilities: compare them within one label set."]
+    else:
+        lines += ["", "Top zero-shot findings. The numbers are cosine similarities (-1 to 1) between the ECG",
+                  "and each label's text, NOT probabilities; compare them within one label set."]
     for i, f in enumerate(entry["top_findings"], 1):
         described = f["label"] if f["description"] in ("", f["label"]) \
             else f"{f['label']} ({f['description']})"
