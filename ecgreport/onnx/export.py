@@ -101,10 +101,14 @@ def build_retrieval(model: ECGReportModel, text, data_dir: Path, folds, batch_si
 
 
 def _write_retrieval(folder: Path, retrieval: dict, k: int) -> dict:
-    # float16 halves the bundle; cosine rankings are unaffected at this precision.
+    # int8 with a per-row scale: a quarter of float32 (5 MB for PTB-XL's 13k training
+    # ECGs); the error (<0.4% of each component's range) leaves the neighbour ranking intact.
+    emb = retrieval["train_embeddings"].astype(np.float32)
+    scale = np.abs(emb).max(axis=1, keepdims=True) / 127.0
     np.savez_compressed(
         folder / "retrieval.npz",
-        train_embeddings=retrieval["train_embeddings"].astype(np.float16),
+        train_embeddings_int8=np.round(emb / np.maximum(scale, 1e-12)).astype(np.int8),
+        train_embeddings_scale=scale.astype(np.float32),
         report_ids=retrieval["report_ids"].astype(np.int32),
         report_embeddings=retrieval["report_embeddings"].astype(np.float16),
     )

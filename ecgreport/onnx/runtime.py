@@ -168,7 +168,9 @@ def load_bundle(path: Path | str | None = None) -> Bundle:
             with np.load(path / meta["file"]) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             reports = json.loads((path / meta["reports"]).read_text(encoding="utf-8"))
-            retrieval = Retrieval(arrays["train_embeddings"].astype(np.float32), arrays["report_ids"].astype(np.int64),
+            train = arrays["train_embeddings_int8"].astype(np.float32) * arrays["train_embeddings_scale"]
+            train /= np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-12)
+            retrieval = Retrieval(train, arrays["report_ids"].astype(np.int64),
                                   arrays["report_embeddings"].astype(np.float32), reports, int(meta.get("k", 25)))
     except (KeyError, OSError, ValueError) as err:
         raise BundleError(f"{path}: incomplete bundle ({err})") from err
