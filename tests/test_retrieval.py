@@ -102,3 +102,19 @@ def test_repeated_trigrams_are_banned():
     assert repeated_ngram_bans([9, 1, 9, 1], n=3) == [9]          # "avl , avl ," -> not "avl" again
     assert repeated_ngram_bans([1, 2, 3, 4], n=3) == []
     assert repeated_ngram_bans([1], n=3) == []
+
+
+def test_default_bundle_is_found_as_package_data(tmp_path, monkeypatch):
+    """After a non-editable install the bundle is the namespace package ecgreport.default_model."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from ecgreport.onnx import runtime
+
+    (tmp_path / "manifest.json").write_text("{}")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: SimpleNamespace(
+        submodule_search_locations=[str(tmp_path)]) if name == "ecgreport.default_model" else real_find_spec(name, *a))
+    assert runtime.default_bundle_path() == tmp_path
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert runtime.default_bundle_path().name == "export"  # a checkout: the repo's export/

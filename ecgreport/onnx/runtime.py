@@ -32,14 +32,16 @@ BUNDLE_FORMAT_VERSION = 2  # 2: per-layer, batch-first decoder caches
 
 def default_bundle_path() -> Path:
     """The bundled default model: package data when installed, `export/` in a checkout."""
-    try:
-        from importlib.resources import files
+    import importlib.util
 
-        packaged = Path(str(files("ecgreport.default_model")))
-        if (packaged / MANIFEST).is_file():
-            return packaged
-    except (ModuleNotFoundError, TypeError):
-        pass
+    try:
+        # A folder without __init__.py is a namespace package: take its real location.
+        spec = importlib.util.find_spec("ecgreport.default_model")
+    except ModuleNotFoundError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / MANIFEST).is_file():
+            return Path(location)
     return Path(__file__).resolve().parents[2] / "export"
 
 
