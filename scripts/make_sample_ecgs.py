@@ -4,37 +4,51 @@ The records are simulated, not recorded: no patient data, no diagnosis implied. 
 exist so that ``ecgreport batch sample_ecgs`` has something to run on right after
 install and so that the README can show what the outputs look like.
 
-Needs neurokit2, which is *not* a dependency of ecgreport (only this script uses it)::
+Needs only numpy, scipy and wfdb (all dependencies of ecgreport)::
 
-    pip install neurokit2
     python scripts/make_sample_ecgs.py            # writes sample_ecgs/ and checks it
     python scripts/make_sample_ecgs.py --check    # only checks the records already there
 
 How a record is made (everything seeded, so a rerun with the same package versions
 writes the same bytes):
 
-1. ``neurokit2.ecg_simulate(method="multileads")`` (ECGSYN, McSharry et al. 2003, with
-   neurokit2's 12-lead wave-amplitude matrix) at 500 Hz, with ``WARMUP_S`` seconds
-   before and ``TAIL_S`` after the span kept. ECGSYN starts from a fixed initial state
-   and its baseline relaxes from there over the first seconds; the warm-up is dropped.
-2. Scale. neurokit2 min-max scales every lead on its own to -0.4..1.2 mV, so its
-   output is nominally in mV but the isoelectric line sits anywhere from -0.2 to
-   +0.3 mV, and the range is taken over the warm-up too. Each lead is therefore shifted
-   so that its isoelectric level (the most frequent value: the flat TP/PR segments) is
-   0 mV, and scaled so that its peak-to-peak amplitude over the kept span is 1.6 mV,
-   the range neurokit2 itself aims at. The largest deflection from baseline is then
-   0.8..1.6 mV in every lead.
-3. Resample to the record's rate with an anti-aliasing polyphase filter
-   (``scipy.signal.resample_poly``), as PTB-XL's 100 Hz records were made from 500 Hz,
-   then cut the tail margin (which absorbs the filter's edge effects).
-4. Write with ``wfdb.wrsamp``: format 16, units mV, gain 1000 per mV (1 µV steps),
-   baseline 0, no date/time, comments saying what the record is.
+1. **Rhythm.** A respiration signal (~15 breaths/min, slightly irregular) and from it a
+   series of RR intervals around the record's mean: respiratory sinus arrhythmia
+   (+-2.5 %), a slow 0.1 Hz (Mayer wave) component (+-1.5 %) and 1 % beat-to-beat jitter.
+2. **Heart as a dipole.** The vectorcardiogram X (right -> left), Y (head -> feet),
+   Z (front -> back; Frank's axes as in Dower's matrix) is, per beat, a sum of Gaussian
+   waves, each with its own time, width and 3-D vector: the ECGSYN idea (McSharry et al.,
+   IEEE TBME 50(3), 2003) written directly as a sum of Gaussians per beat, in 3-D.
+   P (two Gaussians: right then left atrium), septal Q, R (two Gaussians: leftward-
+   anterior then leftward-inferior-posterior, so the QRS loop turns as a real one does),
+   S and an asymmetric T (two Gaussians). The vectors are those of a normal adult: QRS
+   axis about +60 deg in the frontal plane, early forces rightward-anterior (septal q in
+   I, aVL, V5-V6; r in V1), main forces leftward-inferior, terminal forces posterior
+   (S in V1-V3), so that R grows and S shrinks from V1 to V6 with the transition at
+   V3-V4; T leftward, inferior and anterior (upright in I, II, V2-V6, inverted in aVR).
+   Timing per beat: PR ~160 ms at 70 bpm (a little shorter when faster), QRS ~90 ms,
+   QT from Bazett (QTc ~400 ms, so QT = 0.40 s * sqrt(RR)) using the preceding RR
+   interval. Each record is a different synthetic person: the seed also scales the
+   vectors by a few percent and turns the frontal axis by a few degrees. Respiration
+   modulates the beat amplitude (+-4 %).
+3. **12 leads.** I, II and V1-V6 from X, Y, Z with Dower's transform (Dower, Machado &
+   Osborne, Clin Cardiol 3, 1980: the X, Y, Z -> 12-lead direction; Edenbrandt &
+   Pahlm's 1988 "inverse Dower" matrix goes the other way). The other four limb leads are computed from I and II as an
+   electrocardiograph does: III = II - I, aVR = -(I + II)/2, aVL = I - II/2,
+   aVF = II - I/2, so Einthoven's and Goldberger's identities hold up to the 1 uV
+   rounding of the file.
+4. **Noise** on I, II, V1-V6 before the four limb leads are derived: baseline wander
+   (respiration-locked plus a slower drift, under 0.1 mV), white noise (10 uV RMS at the
+   record's rate) and, in the records sampled at 250 Hz and more, a 50 Hz mains trace
+   (a few uV).
+5. Simulated at 500 Hz, resampled to the record's rate with an anti-aliasing polyphase
+   filter (``scipy.signal.resample_poly``), as PTB-XL's 100 Hz records were made from
+   500 Hz, and written with ``wfdb.wrsamp``: format 16, units mV, gain 1000 per mV
+   (1 uV steps), baseline 0, no date/time, comments saying what the record is.
 
-Known limits of the simulator (see sample_ecgs/README.md): every lead is generated on
-its own, so the limb leads obey Einthoven's law (III = II - I) only roughly, all leads have
-the same peak-to-peak amplitude, and in several leads (II, aVF, V1, V5, V6) the T wave
-is taller than the QRS. The rhythm and rate are right; the morphology is only
-ECG-like. A model trained on real ECGs may score these oddly.
+The check (run after writing, or alone with ``--check``) reads every record back with
+ecgreport's own reader and checks leads, warnings, rate, heart rate, QRS amplitudes and
+the limb-lead identities.
 """
 
 from __future__ import annotations
@@ -51,11 +65,9 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "sample_ecgs"
 
 SIM_FS = 500  # Hz: every record is simulated at this rate, then resampled
-WARMUP_S = 4.0  # seconds simulated before the kept span and dropped
-TAIL_S = 1.0  # seconds simulated after the kept span and dropped
-PTP_MV = 1.6  # peak-to-peak per lead after rescaling (neurokit2's own -0.4..1.2 mV)
+MARGIN_S = 1.5  # beats are laid out this long before and after the kept span
+TAIL_S = 1.0  # seconds simulated after the kept span, cut after resampling
 ADC_GAIN = 1000.0  # digital units per mV
-NOISE = 0.01  # neurokit2's default measurement noise (relative to the signal's SD)
 
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF",
                   "V1", "V2", "V3", "V4", "V5", "V6")
@@ -63,6 +75,55 @@ STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF",
 RENAMED = (("v5", "V5"), ("AVR", "aVR"), ("II", "II"), ("v1", "V1"), ("RESP", None),
            ("I", "I"), ("AVF", "aVF"), ("v3", "V3"), ("III", "III"), ("v2", "V2"),
            ("AVL", "aVL"), ("v6", "V6"), ("v4", "V4"))
+
+# Dower's transform: the independent leads (rows) from the Frank VCG X, Y, Z (columns).
+DOWER_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+DOWER = np.array([
+    #  X       Y       Z
+    [0.632, -0.235, 0.059],   # I
+    [0.235, 1.066, -0.132],   # II
+    [-0.515, 0.157, -0.917],  # V1
+    [0.044, 0.164, -1.387],   # V2
+    [0.882, 0.098, -1.277],   # V3
+    [1.213, 0.127, -0.601],   # V4
+    [1.125, 0.127, -0.086],   # V5
+    [0.831, 0.076, 0.230],    # V6
+])
+
+
+@dataclass(frozen=True)
+class Wave:
+    """One Gaussian wave of a beat: ``vector`` (X, Y, Z in mV) * exp(-(t - t0)^2 / 2 sigma^2).
+
+    ``t0`` (s) is relative to the R peak, except for P (relative to the middle of P,
+    which moves with the beat's PR) and T (placed from the beat's QT): see
+    :func:`beat_waves`.
+    """
+
+    name: str
+    t0: float
+    sigma: float
+    vector: tuple[float, float, float]
+
+
+# A normal adult's dipole. X: right -> left, Y: head -> feet, Z: front -> back.
+WAVES = (
+    Wave("P_right", -0.012, 0.016, (0.05, 0.09, -0.05)),  # right atrium: inferior, anterior
+    Wave("P_left", 0.012, 0.016, (0.10, 0.04, 0.05)),  # left atrium: leftward, posterior
+    Wave("Q", -0.022, 0.009, (-0.10, 0.02, -0.15)),  # septum: rightward, anterior
+    Wave("R_early", -0.007, 0.009, (0.85, 0.28, -0.22)),  # free walls: leftward, anterior
+    Wave("R_late", 0.007, 0.009, (0.63, 0.71, 0.11)),  # then leftward, inferior, posterior
+    Wave("S", 0.026, 0.010, (-0.20, -0.10, 0.65)),  # terminal: posterior, superior
+    Wave("T_up", 0.0, 0.0, (0.32, 0.17, -0.20)),  # T: slow limb (t0/sigma from QT)
+    Wave("T", 0.0, 0.0, (0.32, 0.17, -0.20)),  # T: main lobe (t0/sigma from QT)
+)
+QRS_ONSET_S = -0.040  # QRS onset relative to R (Q: t0 - 2 sigma); QRS ~90 ms
+PR_S = 0.160  # P onset to QRS onset at 70 bpm
+P_HALF_S = 0.054  # P onset (3 % of its peak) to the middle of P (P ~110 ms)
+QTC_S = 0.400  # Bazett: QT = QTC_S * sqrt(RR / 1 s)
+T_SIGMA_PER_QT = 0.11  # T's sigma as a fraction of QT
+T_END_SIGMAS = 2.5  # T ends this many sigmas after its peak
+T_UP = (0.30, 1.1, 1.5)  # slow limb: amplitude, offset before the peak and width (sigmas)
 
 
 @dataclass(frozen=True)
@@ -93,58 +154,141 @@ SPECS = (
 )
 
 
-def simulate_12_leads(spec: Spec) -> np.ndarray:
-    """``(12, duration_s * fs)`` float64 in mV, rows in STANDARD_LEADS order."""
-    import neurokit2 as nk
+# ---------------------------------------------------------------------------- rhythm
+
+
+def respiration(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A breathing waveform (~15/min, rate wandering +-10 %), -1 (exhaled) .. 1 (inhaled)."""
+    rate_hz = 0.25 * (1 + 0.1 * np.sin(2 * np.pi * 0.03 * t + rng.uniform(0, 2 * np.pi)))
+    phase = 2 * np.pi * np.cumsum(rate_hz) * (t[1] - t[0]) + rng.uniform(0, 2 * np.pi)
+    wave = -np.cos(phase) + 0.2 * np.sin(2 * phase)  # faster inspiration than expiration
+    return wave / np.max(np.abs(wave))
+
+
+def r_peak_times(spec: Spec, t: np.ndarray, resp: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """R-peak times (s) covering ``t`` and each beat's preceding RR interval (s)."""
+    rr_mean = 60.0 / spec.heart_rate
+    mayer_phase = rng.uniform(0, 2 * np.pi)
+    times, rrs = [], []
+    now = t[0] + rng.uniform(0, rr_mean)
+    rr = rr_mean
+    while now < t[-1]:
+        times.append(now)
+        rrs.append(rr)
+        r = float(np.interp(now, t, resp))  # inspiration shortens RR
+        rr = rr_mean * (1 - 0.025 * r + 0.015 * math.sin(2 * math.pi * 0.1 * now + mayer_phase)
+                        + 0.01 * rng.standard_normal())
+        now += rr
+    return np.array(times), np.array(rrs)
+
+
+# ------------------------------------------------------------------------------ beats
+
+
+def beat_waves(rr: float) -> list[tuple[float, float, np.ndarray]]:
+    """The waves of one beat after an RR interval of ``rr`` s: (t0 rel. R, sigma, vector)."""
+    pr = float(np.clip(PR_S * (rr / (60 / 70)) ** 0.3, 0.12, 0.20))
+    qt = QTC_S * math.sqrt(rr)
+    t_sigma = T_SIGMA_PER_QT * qt
+    t_peak = QRS_ONSET_S + qt - T_END_SIGMAS * t_sigma
+    p_mid = QRS_ONSET_S - pr + P_HALF_S
+    out = []
+    for w in WAVES:
+        vec = np.array(w.vector)
+        if w.name.startswith("P"):
+            out.append((p_mid + w.t0, w.sigma, vec))
+        elif w.name == "T_up":
+            amp, offset, width = T_UP
+            out.append((t_peak - offset * t_sigma, width * t_sigma, amp * vec))
+        elif w.name == "T":
+            out.append((t_peak, t_sigma, vec))
+        else:
+            out.append((w.t0, w.sigma, vec))
+    return out
+
+
+def person(rng: np.random.Generator) -> np.ndarray:
+    """This record's small deviation from the template: a 3x3 matrix applied to every
+    wave vector (frontal axis turned by up to ~+-8 deg, amplitude scaled by ~+-8 %)."""
+    angle = math.radians(rng.uniform(-8, 8))  # positive: more vertical (rotation X -> Y)
+    c, s = math.cos(angle), math.sin(angle)
+    rotate = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    return float(rng.uniform(0.92, 1.08)) * rotate
+
+
+def vcg(spec: Spec, t: np.ndarray, resp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(3, len(t))`` X, Y, Z in mV."""
+    out = np.zeros((3, t.size))
+    shape = person(rng)
+    beats, rrs = r_peak_times(spec, t, resp, rng)
+    dt = t[1] - t[0]
+    for r_time, rr in zip(beats, rrs):
+        gain = (1 + 0.04 * float(np.interp(r_time, t, resp))) * (1 + 0.02 * rng.standard_normal())
+        for t0, sigma, vec in beat_waves(rr):
+            centre = r_time + t0
+            lo = max(0, int((centre - 5 * sigma - t[0]) / dt))
+            hi = min(t.size, int((centre + 5 * sigma - t[0]) / dt) + 2)
+            if lo >= hi:
+                continue
+            g = np.exp(-0.5 * ((t[lo:hi] - centre) / sigma) ** 2)
+            out[:, lo:hi] += gain * (shape @ vec)[:, None] * g[None, :]
+    return out
+
+
+# ----------------------------------------------------------------------------- leads
+
+
+def baseline_wander(t: np.ndarray, resp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Baseline wander for the 8 independent leads, ``(8, len(t))`` mV, under 0.1 mV."""
+    n = len(DOWER_LEADS)
+    breathing = rng.uniform(0.01, 0.04, size=(n, 1)) * resp[None, :]
+    drift_f = rng.uniform(0.03, 0.08, size=(n, 1))
+    drift = rng.uniform(0.01, 0.04, size=(n, 1)) * np.sin(
+        2 * np.pi * drift_f * t[None, :] + rng.uniform(0, 2 * np.pi, size=(n, 1)))
+    return breathing + drift
+
+
+def simulate(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
+    """The 12 leads ``(12, duration_s * fs)`` in mV (rows in STANDARD_LEADS order) and the
+    respiration channel ``(duration_s * fs,)`` in normalised units."""
     from scipy.signal import resample_poly
 
-    total_s = WARMUP_S + spec.duration_s + TAIL_S
-    df = nk.ecg_simulate(duration=total_s, sampling_rate=SIM_FS, heart_rate=spec.heart_rate,
-                         heart_rate_std=1, noise=NOISE, method="multileads",
-                         random_state=spec.seed)
-    if list(df.columns) != list(STANDARD_LEADS):
-        raise RuntimeError(f"unexpected neurokit2 lead order: {list(df.columns)}")
-    sim = df.to_numpy(dtype=float, copy=True).T  # (12, n) at SIM_FS
-    start = int(round(WARMUP_S * SIM_FS))
-    kept = slice(start, start + int(round(spec.duration_s * SIM_FS)))
-    sim = sim[:, start:]  # warm-up dropped; the tail stays until after resampling
-    for row in sim:
-        span = row[: kept.stop - start]
-        row -= isoelectric_level(span)
-        row *= PTP_MV / np.ptp(span)
+    rng = np.random.default_rng(spec.seed)
+    n_sim = int(round((spec.duration_s + TAIL_S) * SIM_FS))
+    t_all = np.arange(-int(MARGIN_S * SIM_FS), n_sim + int(MARGIN_S * SIM_FS)) / SIM_FS
+    resp_all = respiration(t_all, rng)
+    xyz = vcg(spec, t_all, resp_all, rng)
+    kept = slice(int(MARGIN_S * SIM_FS), int(MARGIN_S * SIM_FS) + n_sim)
+    t, resp = t_all[kept], resp_all[kept]
+    eight = DOWER @ xyz[:, kept] + baseline_wander(t, resp, rng)
     if spec.fs != SIM_FS:
         g = math.gcd(spec.fs, SIM_FS)
-        sim = resample_poly(sim, spec.fs // g, SIM_FS // g, axis=1)
-    return sim[:, : int(round(spec.duration_s * spec.fs))]
+        eight = resample_poly(eight, spec.fs // g, SIM_FS // g, axis=1)
+        resp = resample_poly(resp, spec.fs // g, SIM_FS // g)
+    n = int(round(spec.duration_s * spec.fs))
+    eight, resp = eight[:, :n], resp[:n]
+    eight = eight + rng.normal(0.0, 0.010, size=eight.shape)  # 10 uV white noise
+    if spec.fs >= 250:  # a 50 Hz mains trace, a few uV (meaningless at 100 Hz sampling)
+        t_out = np.arange(n) / spec.fs
+        amp = rng.uniform(0.002, 0.006, size=(len(DOWER_LEADS), 1))
+        phase = rng.uniform(0, 2 * np.pi, size=(len(DOWER_LEADS), 1))
+        eight = eight + amp * np.sin(2 * np.pi * 50 * t_out[None, :] + phase)
+    # Round I and II to the file's 1 uV grid first, so that III = II - I holds exactly.
+    eight = np.round(eight * ADC_GAIN) / ADC_GAIN
+    leads = dict(zip(DOWER_LEADS, eight))
+    lead_i, lead_ii = leads["I"], leads["II"]
+    leads["III"] = lead_ii - lead_i
+    leads["aVR"] = -(lead_i + lead_ii) / 2
+    leads["aVL"] = lead_i - lead_ii / 2
+    leads["aVF"] = lead_ii - lead_i / 2
+    return np.stack([leads[name] for name in STANDARD_LEADS]), resp
 
 
-def isoelectric_level(x: np.ndarray) -> float:
-    """The value the signal spends most time at (the flat PR/TP segments): the median of
-    the samples within 0.02 of the densest 0.01-wide histogram bin."""
-    edges = np.arange(x.min(), x.max() + 0.01, 0.01)
-    counts, edges = np.histogram(x, bins=edges)
-    i = int(np.argmax(counts))
-    centre = (edges[i] + edges[i + 1]) / 2
-    return float(np.median(x[np.abs(x - centre) <= 0.02]))
-
-
-def simulate_resp(spec: Spec) -> np.ndarray:
-    """A respiration-like channel (breathing ~15/min), in normalised units."""
-    import neurokit2 as nk
-    from scipy.signal import resample_poly
-
-    total_s = int(math.ceil(spec.duration_s + TAIL_S))  # rsp_simulate needs an int here
-    rsp = nk.rsp_simulate(duration=total_s, sampling_rate=SIM_FS, respiratory_rate=15,
-                          random_state=spec.seed)
-    rsp = np.asarray(rsp, dtype=float)
-    if spec.fs != SIM_FS:
-        g = math.gcd(spec.fs, SIM_FS)
-        rsp = resample_poly(rsp, spec.fs // g, SIM_FS // g)
-    return rsp[: int(round(spec.duration_s * spec.fs))]
+# ----------------------------------------------------------------------------- write
 
 
 def write_record(spec: Spec, out: Path, signals: dict[str, np.ndarray]) -> None:
-    import neurokit2 as nk
     import wfdb
 
     if spec.renamed:
@@ -156,19 +300,20 @@ def write_record(spec: Spec, out: Path, signals: dict[str, np.ndarray]) -> None:
         columns = [signals[lead] for lead in STANDARD_LEADS]
         units = ["mV"] * len(names)
     p_signal = np.stack(columns, axis=1)
-    # Round to the 1 µV grid here so wfdb's own rounding cannot differ between versions.
+    # Round to the 1 uV grid here so wfdb's own rounding cannot differ between versions.
     p_signal = np.round(p_signal * ADC_GAIN) / ADC_GAIN
     record_dir = out / Path(spec.name).parent
     record_dir.mkdir(parents=True, exist_ok=True)
     comments = [
         "SYNTHETIC ECG: simulated, not recorded from a person; no diagnosis implied",
         f"{spec.description}",
-        f"made by scripts/make_sample_ecgs.py with neurokit2 {nk.__version__} "
-        f"ecg_simulate(method=multileads, heart_rate={spec.heart_rate:g}, "
-        f"random_state={spec.seed})",
+        "made by scripts/make_sample_ecgs.py: dipole VCG (Gaussian P/Q/R/S/T waves per beat) "
+        f"-> Dower transform; mean heart rate {spec.heart_rate:g} bpm, PR ~160 ms, "
+        f"QRS ~90 ms, QTc 400 ms (Bazett), seed {spec.seed}",
     ]
     if spec.renamed:
-        comments.append("RESP: simulated respiration (neurokit2 rsp_simulate), normalised units")
+        comments.append("RESP: the simulated respiration that drives the sinus arrhythmia, "
+                        "normalised units")
     wfdb.wrsamp(
         Path(spec.name).name, fs=spec.fs, units=units, sig_name=names, p_signal=p_signal,
         fmt=["16"] * len(names), adc_gain=[ADC_GAIN] * len(names), baseline=[0] * len(names),
@@ -182,13 +327,36 @@ def generate(out: Path) -> None:
         if spec.copy_of:
             signals = made[spec.copy_of]
         else:
-            leads = simulate_12_leads(spec)
+            leads, resp = simulate(spec)
             signals = dict(zip(STANDARD_LEADS, leads))
             if spec.renamed:
-                signals["RESP"] = simulate_resp(spec)
+                signals["RESP"] = resp
         made[spec.name] = signals
         write_record(spec, out, signals)
         print(f"wrote {spec.name}")
+
+
+# ----------------------------------------------------------------------------- check
+
+MAIN_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+IDENTITY_LIMIT_UV = {"III = II - I": 0.0, "aVR = -(I+II)/2": 0.5, "aVL = I - II/2": 0.5,
+                     "aVF = II - I/2": 0.5, "aVR+aVL+aVF = 0": 1.5}
+
+
+def identity_residuals(signal_mv: np.ndarray) -> dict[str, float]:
+    """Largest |residual| in uV of the Einthoven and Goldberger identities."""
+    lead = dict(zip(STANDARD_LEADS, signal_mv.astype(np.float64)))
+    i, ii = lead["I"], lead["II"]
+    res = {
+        "III = II - I": lead["III"] - (ii - i),
+        "aVR = -(I+II)/2": lead["aVR"] + (i + ii) / 2,
+        "aVL = I - II/2": lead["aVL"] - (i - ii / 2),
+        "aVF = II - I/2": lead["aVF"] - (ii - i / 2),
+        "aVR+aVL+aVF = 0": lead["aVR"] + lead["aVL"] + lead["aVF"],
+    }
+    return {k: float(np.abs(v).max() * 1000) for k, v in res.items()}
 
 
 def check(out: Path) -> list[str]:
@@ -201,6 +369,7 @@ def check(out: Path) -> list[str]:
     expected = {spec.name for spec in SPECS}
     if found != expected:
         problems.append(f"records found {sorted(found)} != expected {sorted(expected)}")
+    main = [STANDARD_LEADS.index(lead) for lead in MAIN_LEADS]
     for spec in SPECS:
         rec = read_record(out / spec.name)
         name = spec.name
@@ -212,40 +381,41 @@ def check(out: Path) -> list[str]:
         want = ["dropped non-standard leads: RESP"] if spec.renamed else []
         if rec.warnings != want:
             problems.append(f"{name}: warnings {rec.warnings}")
-        peak = np.abs(rec.signal_mv).max(axis=1)
-        if not ((peak >= 0.5) & (peak <= 3.0)).all():
-            problems.append(f"{name}: largest deflection per lead {np.round(peak, 2)} mV")
-        r_peaks = find_r_peaks(rec.signal_mv[0], rec.fs_hz)
+        residuals = identity_residuals(rec.signal_mv)
+        # III is exact in the file's 1 uV steps; aVR, aVL and aVF round a half uV each.
+        off = {k: v for k, v in residuals.items() if v > IDENTITY_LIMIT_UV[k] + 0.01}
+        if off:
+            problems.append(f"{name}: limb-lead identities off by {off} uV")
+        r_peaks = find_r_peaks(rec.signal_mv[1], rec.fs_hz)
         bpm = 60.0 * rec.fs_hz / float(np.mean(np.diff(r_peaks))) if len(r_peaks) > 1 else 0.0
         if abs(bpm - spec.heart_rate) > 0.1 * spec.heart_rate:
             problems.append(f"{name}: heart rate {bpm:.0f} bpm, wanted ~{spec.heart_rate:g}")
-        qrs = qrs_amplitude(rec.signal_mv, r_peaks, rec.fs_hz)
-        # neurokit2's lead templates make QRS small in some leads (II ~0.2, aVF ~0.1 mV):
-        # require it visible everywhere and >= 0.5 mV in most leads.
-        if not ((qrs >= 0.05).all() and np.median(qrs) >= 0.5):
-            problems.append(f"{name}: QRS amplitude per lead {np.round(qrs, 2)} mV")
+        qrs = qrs_peak_to_peak(rec.signal_mv, r_peaks, rec.fs_hz)
+        if not ((qrs[main] >= 0.5) & (qrs[main] <= 2.5)).all():
+            problems.append(f"{name}: QRS peak-to-peak per lead {np.round(qrs, 2)} mV")
         print(f"{name}: {rec.fs_hz:g} Hz, {rec.duration_s:g} s, ~{bpm:.0f} bpm, "
-              f"largest deflection per lead {peak.min():.2f}..{peak.max():.2f} mV, "
-              f"QRS peak per lead {qrs.min():.2f}..{qrs.max():.2f} mV, "
-              f"leads {rec.leads_found}, warnings {rec.warnings}")
+              f"QRS peak-to-peak {qrs[main].min():.2f}..{qrs[main].max():.2f} mV in "
+              f"{', '.join(MAIN_LEADS)}; identities within "
+              f"{max(residuals.values()):.2f} uV; leads {rec.leads_found}, "
+              f"warnings {rec.warnings}")
     return problems
 
 
-def find_r_peaks(lead_i: np.ndarray, fs: float) -> np.ndarray:
-    """R peaks of lead I, where R is the tallest deflection of this simulator's lead I."""
+def find_r_peaks(lead_ii: np.ndarray, fs: float) -> np.ndarray:
+    """R peaks of lead II, where R is the tallest deflection."""
     from scipy.signal import find_peaks
 
-    peaks, _ = find_peaks(lead_i, height=0.6 * lead_i.max(), distance=max(1, int(0.25 * fs)))
+    peaks, _ = find_peaks(lead_ii, height=0.6 * lead_ii.max(), distance=max(1, int(0.25 * fs)))
     return peaks
 
 
-def qrs_amplitude(signal_mv: np.ndarray, r_peaks: np.ndarray, fs: float) -> np.ndarray:
-    """Per lead: the median over beats of the largest |value| within 40 ms of R."""
-    half = max(1, int(round(0.04 * fs)))
+def qrs_peak_to_peak(signal_mv: np.ndarray, r_peaks: np.ndarray, fs: float) -> np.ndarray:
+    """Per lead: the median over beats of the peak-to-peak amplitude within 50 ms of R."""
+    half = max(1, int(round(0.05 * fs)))
     beats = [signal_mv[:, max(0, r - half): r + half + 1] for r in r_peaks]
     if not beats:
         return np.zeros(signal_mv.shape[0])
-    return np.median([np.abs(b).max(axis=1) for b in beats], axis=0)
+    return np.median([np.ptp(b, axis=1) for b in beats], axis=0)
 
 
 def main(argv: list[str] | None = None) -> int:
