@@ -227,8 +227,8 @@ def test_info_json(fake_bundle):
     assert info["input"]["window_s"] == 10 and info["input"]["leads"][3] == "aVR"
     assert info["input"]["units"] == "mV" and info["input"]["normalisation"] == "median removed"
     assert [x["label"] for x in info["label_sets"]["superclass"]] == LABEL_SETS["superclass"]
-    assert info["label_sets"]["rhythm"][1] == {"label": "AFIB",
-                                               "description": "atrial fibrillation"}
+    assert info["label_sets"]["rhythm"][1] == {"label": "AFIB", "description": "atrial fibrillation",
+                                               "prompts": []}  # the fake bundle has no prompts
 
 
 def test_info_tables(fake_bundle):

@@ -66,7 +66,7 @@ def info(
         label_table = Table(title=f"label set '{set_name}' ({len(labels)} labels; CSV columns "
                                   f"'{set_name}:<label>')")
         label_table.add_column("label", style="bold")
-        label_table.add_column("description (the text each ECG is compared with)")
+        label_table.add_column("description (scored by the mean embedding of its prompts; `info --json` lists them)")
         for item in labels:
             label_table.add_row(escape(item["label"]), escape(item["description"]))
         console.print(label_table)
@@ -101,8 +101,18 @@ def describe_bundle(bundle) -> dict:
         },
         "label_sets": {
             name: [{"label": label,
-                    "description": bundle.label_descriptions.get(name, {}).get(label, label)}
+                    "description": bundle.label_descriptions.get(name, {}).get(label, label),
+                    "prompts": _prompts(bundle, name, label)}
                    for label in labels]
             for name, labels in bundle.label_sets.items()
         },
+        "scoring": getattr(bundle, "scoring", "direct"),
     }
+
+
+def _prompts(bundle, set_name: str, label: str) -> list[str]:
+    manifest = getattr(bundle, "manifest", {}) or {}
+    for item in manifest.get("label_sets", {}).get(set_name, {}).get("labels", []):
+        if item.get("name") == label:
+            return list(item.get("prompts") or [])
+    return []
