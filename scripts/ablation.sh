@@ -22,4 +22,8 @@ for name in default no-ot no-nce transformer; do
     ecgreport evaluate --data "$data" --model "$runs/$name/best.pt" --json "$runs/$name/eval.json" -q >/dev/null
   fi
 done
-python "$(dirname "$0")/make_results.py" --ablation "$runs" --out docs/results.md
+# With BUNDLE_EVAL=<evaluate --json of the shipped bundle>, docs/results.md and the README
+# summary keep the shipped model's section too.
+extra=()
+if [ -n "${BUNDLE_EVAL:-}" ]; then extra=(--bundle-eval "$BUNDLE_EVAL" --readme README.md); fi
+python "$(dirname "$0")/make_results.py" "${extra[@]}" --ablation "$runs" --out docs/results.md
