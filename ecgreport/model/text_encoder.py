@@ -79,7 +79,8 @@ class TextEncoder:
             return np.load(path)
         emb = self.embed(texts)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
+        # A name of its own per process: torchrun's ranks fill the same cache at the same time.
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
         np.save(tmp, emb)
         tmp.replace(path)
         return emb
