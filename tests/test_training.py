@@ -382,7 +382,8 @@ def test_torchrun_two_processes_gloo(tmp_path):
     if not torchrun.exists():
         pytest.skip(f"no torchrun beside {sys.executable}")
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # An empty text-embedding cache: both ranks fill it at once, as on a fresh machine.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ECGREPORT_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ecgreport", "train",
          "--data", str(PTBXL_MINI), "--out", str(out), "--train-folds", "1-10", "--val-folds", "9",
