@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import logging
@@ -179,32 +180,38 @@ def load_bundle(path: Path | str | None = None) -> Bundle:
     return Bundle(path, manifest, hashlib.sha256(raw).hexdigest(), tokenizer, label_emb, retrieval)
 
 
-def _ngrams(text: str) -> set:
+@functools.lru_cache(maxsize=1 << 16)
+def _ngrams(text: str) -> frozenset:
+    # Cached: the same few thousand training reports are candidates again and again.
     words = text.split()
-    return set(words) | {tuple(words[i : i + 2]) for i in range(len(words) - 1)}
+    return frozenset(words) | {tuple(words[i : i + 2]) for i in range(len(words) - 1)}
+
+
+def _f1(a: frozenset, b: frozenset) -> float:
+    common = len(a & b)
+    return 0.0 if common == 0 else 2 * common / (len(a) + len(b))
 
 
 def mbr_select(candidates: list[str]) -> str:
-    """The candidate with the highest summed n-gram F1 (unigrams + bigrams) to the others.
+    """The candidate with the highest summed n-gram F1 (unigrams + bigrams) to the others
+    (itself included, weighted by how often each candidate occurs); ties go to the first.
 
     >>> mbr_select(["sinus rhythm normal ecg", "sinus rhythm normal ecg", "atrial fibrillation"])
     'sinus rhythm normal ecg'
     """
-    grams = {c: _ngrams(c) for c in dict.fromkeys(candidates)}  # first-seen order: deterministic ties
     count: dict[str, int] = {}
     for c in candidates:
         count[c] = count.get(c, 0) + 1
-
-    def f1(a: set, b: set) -> float:
-        common = len(a & b)
-        return 0.0 if common == 0 else 2 * common / (len(a) + len(b))
-
-    best, best_score = candidates[0], -1.0
-    for c, gc in grams.items():
-        score = sum(n * f1(gc, grams[o]) for o, n in count.items())
-        if score > best_score:
-            best, best_score = c, score
-    return best
+    uniq = list(count)  # first-seen order: deterministic ties
+    grams = [_ngrams(c) for c in uniq]
+    weight = [count[c] for c in uniq]
+    score = [w * _f1(g, g) for w, g in zip(weight, grams)]
+    for i in range(len(uniq)):  # F1 is symmetric: each pair once
+        for j in range(i + 1, len(uniq)):
+            f = _f1(grams[i], grams[j])
+            score[i] += weight[j] * f
+            score[j] += weight[i] * f
+    return uniq[max(range(len(uniq)), key=lambda i: (score[i], -i))]
 
 
 @dataclass
