@@ -13,6 +13,7 @@ into a temporary folder), each repeat measures, in this order and on the same ma
    report) over the windows ``ecgreport batch`` feeds the model, ``--batch-size`` at a time;
 
    3b. onnxruntime: the bundle's ``ModelRunner`` (encode + greedy report) on the same windows.
+4. / 4b. the encoder alone in both backends (report generation alone = 3 minus 4).
 
 Rows 3 and 3b share preprocessed inputs (read once, untimed, one warm-up batch each), so
 2/3 and 3b/3 separate reading and writing from model speed; the table also says how many
@@ -183,6 +184,11 @@ class TorchEager:
         self.model = model.to(self.device).eval()
         self.bos, self.eos, self.max_tokens = tokenizer.BOS, tokenizer.EOS, max_tokens
 
+    def encode(self, x: np.ndarray, batch_size: int) -> None:
+        with self.torch.inference_mode():
+            for xb in batches(x, batch_size):
+                self.model.encode(self.torch.from_numpy(xb).to(self.device))
+
     def __call__(self, x: np.ndarray, batch_size: int) -> list[list[int]]:
         ids = []
         for xb in batches(x, batch_size):
@@ -196,6 +202,11 @@ def run_ort(runner, x: np.ndarray, batch_size: int) -> list[list[int]]:
     for xb in batches(x, batch_size):
         ids += runner.generate_ids(runner.encode(xb))
     return ids
+
+
+def run_ort_encode(runner, x: np.ndarray, batch_size: int) -> None:
+    for xb in batches(x, batch_size):
+        runner.encode(xb)
 
 
 def timed(fn, *args):
@@ -295,7 +306,9 @@ class Results:
 ROWS = [("rdsamp", "1. read floor: `wfdb.rdsamp` loop"),
         ("batch", "2. `ecgreport batch` end to end (subprocess of the CLI)"),
         ("torch", "3. PyTorch eager: encode + greedy report"),
-        ("ort", "3b. onnxruntime: encode + greedy report")]
+        ("ort", "3b. onnxruntime: encode + greedy report"),
+        ("torch_enc", "4. PyTorch eager: encoder only"),
+        ("ort_enc", "4b. onnxruntime: encoder only")]
 
 
 def render(res: Results, info: dict, args) -> str:
@@ -323,6 +336,13 @@ def render(res: Results, info: dict, args) -> str:
     r21 = ratio(res.rate("batch"), res.rate("rdsamp"))
     r23 = ratio(res.rate("batch"), res.rate("torch"))
     r3b3 = ratio(res.rate("ort"), res.rate("torch"))
+    r4b4 = ratio(res.rate("ort_enc"), res.rate("torch_enc"))
+    # Report generation alone: the median time of encode + report minus that of encode.
+    gen = {}
+    for key in ("torch", "ort"):
+        if res.rows.get(key) and res.rows.get(f"{key}_enc"):
+            gen[key] = res.n / (statistics.median(res.rows[key]) - statistics.median(res.rows[f"{key}_enc"]))
+    rgen = ratio(gen.get("ort"), gen.get("torch"))
 
     def verdict(v, target):
         return "" if v is None else (" (target met)" if v >= target else " (target missed)")
@@ -332,7 +352,10 @@ def render(res: Results, info: dict, args) -> str:
               f"| >= {BATCH_TARGET:.1f}x |",
               f"| 2/3 batch / PyTorch eager model | {fmt(r23, '.2f')}x | (information) |",
               f"| 3b/3 onnxruntime / PyTorch eager | {fmt(r3b3, '.2f')}x"
-              f"{verdict(r3b3, ORT_TARGET)} | >= {ORT_TARGET:.1f}x |"]
+              f"{verdict(r3b3, ORT_TARGET)} | >= {ORT_TARGET:.1f}x |",
+              f"| 4b/4 encoder only: onnxruntime / PyTorch eager | {fmt(r4b4, '.2f')}x | (information) |",
+              f"| report generation only (3 minus 4): onnxruntime {fmt(gen.get('ort'))} / PyTorch eager "
+              f"{fmt(gen.get('torch'))} records/s | {fmt(rgen, '.2f')}x | (information) |"]
     if res.same_reports is not None:
         lines += ["", f"Reports identical between rows 3 and 3b: {res.same_reports[0]:,} of "
                   f"{res.same_reports[1]:,} windows."]
@@ -479,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"repeat {repeat}/{args.repeats}: onnxruntime")
             seconds, ort_ids = timed(run_ort, runner, x, args.batch_size)
             res.rows.setdefault("ort", []).append(seconds)
+            if torch_model is not None:
+                res.rows.setdefault("torch_enc", []).append(timed(torch_model.encode, x, args.batch_size)[0])
+            res.rows.setdefault("ort_enc", []).append(timed(run_ort_encode, runner, x, args.batch_size)[0])
         if torch_model is not None:
             res.same_reports = (sum(a == b for a, b in zip(torch_ids, ort_ids)), len(ort_ids))
         del x, torch_model
