@@ -11,7 +11,8 @@ import pytest
 
 from conftest import PTBXL_MINI, parity_records
 from ecgreport.errors import BundleError
-from ecgreport.onnx.runtime import ModelRunner, Retrieval, load_bundle, mbr_select
+from ecgreport.onnx.retrieval import Retrieval, mbr_select
+from ecgreport.onnx.runtime import ModelRunner, load_bundle
 
 
 @pytest.fixture(scope="session")

@@ -107,7 +107,7 @@ class _CheckpointPredictor:
         return {k: [l.name for l in v] for k, v in sets.items()}
 
     def zero_shot(self, emb: np.ndarray, method: str, train=None, train_emb=None) -> dict[str, np.ndarray] | None:
-        from ecgreport.onnx.runtime import Retrieval
+        from ecgreport.onnx.retrieval import Retrieval
 
         if method == "direct":
             return {k: emb @ m.T for k, m in self.label_emb.items()}
@@ -202,7 +202,7 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
     result["chance_auc"] = 0.5
 
     if opts.reports:
-        from ecgreport.onnx.runtime import Retrieval, mbr_select
+        from ecgreport.onnx.retrieval import Retrieval, mbr_select
 
         r = Retrieval(train_emb, train.report_ids, np.zeros((len(train.unique_reports), 1), np.float32),
                       train.unique_reports)
