@@ -64,12 +64,20 @@ def atomic_open(path: Path, encoding: str = "utf-8",
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _replacing(path, encoding, newline, fsync=True) as f:
+        yield f
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, encoding: str, newline: str | None, fsync: bool):
+    """A temporary file beside ``path``, renamed over it on success, removed on any error."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline=newline) as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -101,18 +109,8 @@ def atomic_write_many(files: Iterable[tuple[Path, str]]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
             folder_of_device.setdefault(os.stat(path.parent).st_dev, path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                if sync_fs is None:
-                    f.flush()
-                    os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with _replacing(path, "utf-8", None, fsync=sync_fs is None) as f:
+            f.write(text)
     if sync_fs is not None:
         for folder in folder_of_device.values():
             sync_fs(folder)
