@@ -61,7 +61,7 @@ from ecgreport.leads import STANDARD_LEADS
 from ecgreport.outputs import writers
 from ecgreport.outputs.sink import BatchSink, failure_line
 from ecgreport.records import RecordRef, find_records, read_header, read_record
-from ecgreport.signal import normalise, plan_windows, resample
+from ecgreport.signal import model_window, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -318,9 +318,7 @@ def _prepare(ref: RecordRef, spec: _Spec) -> _Prepared:
         used = np.zeros(len(STANDARD_LEADS), dtype=bool)
         for i, start in enumerate(plan.starts):
             record = read_record(ref, start, min(start + plan.window, header.n_samples))
-            x = normalise(resample(record.signal_mv, record.fs_hz, spec.fs_hz))
-            n = min(spec.window_samples, x.shape[1])
-            windows[i, :, :n] = x[:, :n]
+            windows[i] = model_window(record.signal_mv, record.fs_hz, spec.fs_hz, spec.window_samples)
             used |= record.lead_mask
             entry["leads_found"] = record.leads_found
             entry["warnings"] += [w for w in record.warnings if w not in entry["warnings"]]

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 SUPERCLASS_NAMES = {
     "NORM": "normal ECG",
     "MI": "myocardial infarction",
@@ -138,13 +140,11 @@ def read_label_csv(path: Path) -> list[Label]:
     return labels
 
 
-def ensemble_embeddings(embed, labels: list[Label]) -> "np.ndarray":
+def ensemble_embeddings(embed, labels: list[Label]) -> np.ndarray:
     """(n_labels, D) unit vectors: the normalised mean of each label's prompt embeddings.
 
     embed: a function list[str] -> (n, D) unit-length array (e.g. TextEncoder.embed).
     """
-    import numpy as np
-
     prompts = [p for label in labels for p in (label.prompts or [label.description])]
     emb = embed(prompts)
     out, start = [], 0

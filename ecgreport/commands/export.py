@@ -16,7 +16,7 @@ def _parity_inputs(folders: list[Path], window: int, fs_hz: float, n_max: int = 
     import numpy as np
 
     from ecgreport.records import find_records, read_record
-    from ecgreport.signal.preprocess import normalise, resample
+    from ecgreport.signal.preprocess import model_window
 
     xs = []
     for folder in folders:
@@ -25,11 +25,7 @@ def _parity_inputs(folders: list[Path], window: int, fs_hz: float, n_max: int = 
                 rec = read_record(ref)
             except Exception:  # noqa: BLE001 - any readable record will do
                 continue
-            sig = rec.signal_mv if rec.fs_hz == fs_hz else resample(rec.signal_mv, rec.fs_hz, fs_hz)
-            x = np.zeros((12, window), np.float32)
-            part = normalise(sig)[:, :window]
-            x[:, : part.shape[1]] = part
-            xs.append(x)
+            xs.append(model_window(rec.signal_mv, rec.fs_hz, fs_hz, window))
             if len(xs) >= n_max:
                 return np.stack(xs), "records"
     if xs:

@@ -87,8 +87,9 @@ class _CheckpointPredictor:
         self.default_scoring = "knn"  # what export-onnx gives a bundle by default
 
     def embed(self, x: np.ndarray) -> np.ndarray:
-        with self.torch.inference_mode():
-            return self.model.encode(self.torch.from_numpy(x).to(self.device))[0].float().cpu().numpy()
+        from ecgreport.model.model import embed_signals
+
+        return embed_signals(self.model, x, self.device)
 
     def embed_generate(self, x: np.ndarray, beams: int) -> tuple[np.ndarray, list[str]]:
         from ecgreport.model.generate import greedy_generate

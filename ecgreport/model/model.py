@@ -47,5 +47,16 @@ class ECGReportModel(nn.Module):
         return emb, self.decoder(tokens_in, self.decoder.cross_kv(memory))
 
 
+@torch.inference_mode()
+def embed_signals(model: ECGReportModel, signals, device="cpu", batch_size: int = 256):
+    """signals (N, 12, window) float32 numpy -> (N, text_dim) float32 numpy embeddings, in eval mode."""
+    import numpy as np
+
+    model.eval()
+    out = [model.encode(torch.from_numpy(signals[i : i + batch_size]).to(device))[0].float().cpu().numpy()
+           for i in range(0, len(signals), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, model.cfg.text_dim), np.float32)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

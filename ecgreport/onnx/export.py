@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -27,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ecgreport import DISCLAIMER, __version__
+from ecgreport import DISCLAIMER
 from ecgreport.errors import BundleError
 from ecgreport.leads import STANDARD_LEADS
 from ecgreport.model.config import ModelConfig
 from ecgreport.model.generate import greedy_generate
-from ecgreport.model.model import ECGReportModel
+from ecgreport.model.model import ECGReportModel, embed_signals
 from ecgreport.onnx.graphs import export_graphs
 from ecgreport.onnx.runtime import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, ModelRunner, load_bundle, manifest_checksum, sha256_file
 from ecgreport.prompts import Label, build_label_sets, ensemble_embeddings, read_label_csv
@@ -93,9 +92,7 @@ def build_retrieval(model: ECGReportModel, text, data_dir: Path, folds, batch_si
 
     cfg = model.cfg
     data = load_split(Path(data_dir), set(folds), cfg.fs_hz, cfg.window_samples, progress=progress)
-    with torch.inference_mode():
-        emb = np.concatenate([model.encode(torch.from_numpy(data.signals[i : i + batch_size]))[0].numpy()
-                              for i in range(0, len(data), batch_size)])
+    emb = embed_signals(model, data.signals, batch_size=batch_size)
     return {"train_embeddings": emb, "report_ids": data.report_ids, "reports": data.unique_reports,
             "report_embeddings": text.embed(data.unique_reports), "folds": sorted(set(int(f) for f in folds))}
 
@@ -132,8 +129,9 @@ def _versions() -> dict:
     import onnx
     import onnxruntime
 
-    return {"ecgreport": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    from ecgreport.training.loop import library_versions
+
+    return {**library_versions(), "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
 
 def export_bundle(

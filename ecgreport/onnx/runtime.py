@@ -13,7 +13,6 @@ import ctypes
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -53,6 +53,19 @@ def resample(signal: np.ndarray, fs_in_hz: float, fs_out_hz: float) -> np.ndarra
     return out.astype(np.float32)
 
 
+def model_window(signal_mv: np.ndarray, fs_hz: float, model_fs_hz: float, window_samples: int) -> np.ndarray:
+    """One span of a record as the model reads it: ``(12, n)`` mV at ``fs_hz`` -> resampled
+    to ``model_fs_hz``, normalised, then cut to ``window_samples`` or zero-padded at the end
+    (after normalisation, so the padding sits at the baseline). ``(12, window_samples)`` float32.
+    Training, export checks and ``batch`` all build their inputs with this.
+    """
+    x = normalise(resample(signal_mv, fs_hz, model_fs_hz))
+    out = np.zeros((x.shape[0], window_samples), np.float32)
+    n = min(window_samples, x.shape[1])
+    out[:, :n] = x[:, :n]
+    return out
+
+
 def normalise(signal_mv: np.ndarray) -> np.ndarray:
     """The model's input: ``(n_leads, n)`` mV -> ``(n_leads, n)`` float32.
 

@@ -84,7 +84,7 @@ def load_split(
     from the 500 Hz files when present, else from the 100 Hz files.
     """
     from ecgreport.records.read import read_record
-    from ecgreport.signal.preprocess import normalise, resample
+    from ecgreport.signal.preprocess import model_window
 
     data_dir = Path(data_dir)
     english = read_english_reports(data_dir)
@@ -108,9 +108,7 @@ def load_split(
         except Exception as err:  # one unreadable file must not stop a 17k-record load
             log.warning("skipping %s: %s", path, err)
             continue
-        x = rec.signal_mv if rec.fs_hz == fs_hz else resample(rec.signal_mv, rec.fs_hz, fs_hz)
-        x = normalise(x)[:, :window_samples]
-        signals[len(kept), :, : x.shape[1]] = x
+        signals[len(kept)] = model_window(rec.signal_mv, rec.fs_hz, fs_hz, window_samples)
         kept.append(i)
         reports.append(normalise_report(english.get(int(row["ecg_id"]), "")))
         folds_out.append(int(row["strat_fold"]))

@@ -15,7 +15,6 @@ import os
 import platform
 import random
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +87,14 @@ class Batches:
 
 
 def compute_losses(model, batch, cfg: TrainConfig, pad_id: int) -> dict[str, torch.Tensor]:
-    x, tokens, text_emb, rid = batch
+    x, tokens, _, _ = batch
     emb, logits = model(x, tokens[:, :-1])
+    return loss_terms(emb, logits, batch, cfg, pad_id)
+
+
+def loss_terms(emb, logits, batch, cfg: TrainConfig, pad_id: int) -> dict[str, torch.Tensor]:
+    """The enabled loss terms and their weighted sum 'loss', from one forward pass."""
+    _, tokens, text_emb, rid = batch
     terms: dict[str, torch.Tensor] = {}
     if cfg.ce_weight:
         terms["ce"] = report_ce_loss(logits.float(), tokens[:, 1:], pad_id)
@@ -119,10 +124,11 @@ def validate(model, batches: Batches, cfg: TrainConfig, device, pad_id: int, bat
     embs = []
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(n, start + batch_size))
-        terms = compute_losses(model, batches.get(idx, device), cfg, pad_id)
-        for k, v in terms.items():
+        batch = batches.get(idx, device)
+        emb, logits = model(batch[0], batch[1][:, :-1])  # one forward pass for losses and ranks
+        for k, v in loss_terms(emb, logits, batch, cfg, pad_id).items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
-        embs.append(model.encode(batches.get(idx, device)[0])[0].float().cpu().numpy())
+        embs.append(emb.float().cpu().numpy())
     metrics = {f"val_{k}": v / n for k, v in sums.items()}
     emb = np.concatenate(embs)
     sim = emb @ batches.text_emb.T  # (N, n_unique) against the split's own distinct reports

@@ -6,19 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ecgreport.evaluation.detection import macro_auc
 from ecgreport.evaluation.labels import load_ptbxl_labels
+from ecgreport.model.model import embed_signals
 from ecgreport.prompts import build_label_sets, ensemble_embeddings
-
-
-@torch.inference_mode()
-def embed_signals(model, signals: np.ndarray, device, batch_size: int = 256) -> np.ndarray:
-    model.eval()
-    out = [model.encode(torch.from_numpy(signals[i : i + batch_size]).to(device))[0].float().cpu().numpy()
-           for i in range(0, len(signals), batch_size)]
-    return np.concatenate(out)
 
 
 def superclass_auc_fn(data_dir: Path):
