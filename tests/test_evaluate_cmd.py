@@ -53,3 +53,9 @@ def test_evaluate_checkpoint_zero_shot_only(tiny_checkpoint, tmp_path):
 def test_evaluate_bad_bundle_exits_5(tmp_path):
     result = CliRunner().invoke(app, ["evaluate", "--data", str(PTBXL_MINI), "--model", str(tmp_path)])
     assert result.exit_code == 5
+
+
+def test_beam_search_on_a_checkpoint_is_a_usage_error(tiny_checkpoint):
+    result = CliRunner().invoke(app, ["evaluate", "--data", str(PTBXL_MINI), "--model", str(tiny_checkpoint),
+                                      "--beams", "3", "--limit", "2", "--bootstrap", "0"])
+    assert result.exit_code == 2

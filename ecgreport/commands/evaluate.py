@@ -95,6 +95,9 @@ def evaluate(
     except DataError as err:
         errors.print(f"[red]{err}")
         raise typer.Exit(ExitCode.FATAL)
+    except ValueError as err:
+        errors.print(f"[red]{err}")
+        raise typer.Exit(ExitCode.USAGE)
     _print_tables(res)
     if json_out:
         json_out.write_text(json.dumps(res, indent=2, default=float) + "\n")

@@ -94,9 +94,13 @@ class _CheckpointPredictor:
     def embed_generate(self, x: np.ndarray, beams: int) -> tuple[np.ndarray, list[str]]:
         from ecgreport.model.generate import greedy_generate
 
+        if beams > 1:
+            raise ValueError("beam search runs on an exported bundle: export the checkpoint "
+                             "(ecgreport export-onnx) and evaluate that, or use --beams 1")
         xt = self.torch.from_numpy(x).to(self.device)
-        ids = greedy_generate(self.model, xt, self.tokenizer.BOS, self.tokenizer.EOS, self.model.cfg.max_report_tokens)
-        return self.embed(x), [self.tokenizer.decode(i) for i in ids]
+        ids, emb = greedy_generate(self.model, xt, self.tokenizer.BOS, self.tokenizer.EOS,
+                                   self.model.cfg.max_report_tokens, return_embedding=True)
+        return emb.float().cpu().numpy(), [self.tokenizer.decode(i) for i in ids]
 
     def label_names(self, data_dir: Path) -> dict[str, list[str]]:
         from ecgreport.model.text_encoder import TextEncoder

@@ -9,8 +9,10 @@ from ecgreport.reports import repeated_ngram_bans
 
 
 @torch.inference_mode()
-def greedy_generate(model: ECGReportModel, x: torch.Tensor, bos: int, eos: int, max_len: int) -> list[list[int]]:
-    """x (B, 12, window) -> token ids per record, without <bos>, stopping at <eos>."""
+def greedy_generate(model: ECGReportModel, x: torch.Tensor, bos: int, eos: int, max_len: int,
+                    return_embedding: bool = False):
+    """x (B, 12, window) -> token ids per record, without <bos>, stopping at <eos>; with
+    return_embedding, also the (B, text_dim) embedding computed on the way."""
     model.eval()
     emb, memory = model.encode(x)
     cross = model.decoder.cross_kv(memory)
@@ -35,4 +37,4 @@ def greedy_generate(model: ECGReportModel, x: torch.Tensor, bos: int, eos: int, 
     result = []
     for row in out.tolist():
         result.append(row[: row.index(eos)] if eos in row else row)
-    return result
+    return (result, emb) if return_embedding else result
