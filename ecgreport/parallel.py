@@ -1,0 +1,153 @@
+"""`ecgreport batch` on several CPU cores: worker processes, each with a one-thread model.
+
+Each worker holds its own single-threaded onnxruntime session and runs whole chunks of
+``batch_size`` records: read, preprocess, encode, score, generate the report and format the
+output lines. The main process hands out the chunks, at most ``2 * workers`` ahead, and
+writes the results in record order, so the outputs are the same files, byte for byte, as
+with one process (a test checks this).
+
+Why processes rather than onnxruntime's own threads: report generation is a loop of small
+decoder steps (a few 256-wide matrix products per token), where two intra-op threads were
+no faster than one on the 2-core test machine, while two processes each decoding their
+own batch run side by side; the reading, nearest-report search and formatting in Python
+are spread over the cores the same way. See docs/benchmarks.md for the measured effect.
+
+Workers are forked (Linux, macOS) from the main process after the bundle is loaded and
+verified, before any thread is started, so they share its memory and start in
+milliseconds. Where fork is not available, or on a GPU, `batch` runs in one process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import signal
+import sys
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+MAX_AUTO_WORKERS = 8   # each worker holds a copy of the model session (~100 MB)
+
+_state: "_WorkerState | None" = None   # set in each worker by _start_worker
+
+
+def usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def auto_workers() -> int:
+    """Worker processes for ``--workers 0`` (auto): one per usable core, at most
+    MAX_AUTO_WORKERS; 1 (no workers) where processes cannot be forked."""
+    return min(usable_cores(), MAX_AUTO_WORKERS) if can_fork() else 1
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes or KiB
+
+
+@dataclass
+class _WorkerState:
+    runner: object
+    sink: object
+    spec: object
+    beams: int
+    max_tokens: int | None
+    batch_size: int
+
+
+def _start_worker(bundle, sink, spec, beams, max_tokens, batch_size) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the main process's to handle
+    from ecgreport.onnx.runtime import ModelRunner
+
+    global _state
+    _state = _WorkerState(ModelRunner(bundle, device="cpu", threads=1), sink, spec, beams,
+                          max_tokens, batch_size)
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _run_chunk(refs: list) -> tuple[list[dict], list, int, float]:
+    """In a worker: one chunk of records -> (brief entries, rendered output lines, pid, peak
+    RSS MiB). Records are grouped into model batches of at most ``batch_size`` windows
+    exactly as in the one-process pipeline."""
+    from ecgreport.batch import _prepare as prepare, infer_entries
+
+    st = _state
+    entries, group, n_windows = [], [], 0
+    for ref in refs:
+        item = prepare(ref, st.spec)
+        size = 0 if item.windows is None else len(item.windows)
+        if group and n_windows + size > st.batch_size:
+            entries += infer_entries(group, st.runner, st.beams, st.max_tokens, st.sink)
+            group, n_windows = [], 0
+        group.append(item)
+        n_windows += size
+    if group:
+        entries += infer_entries(group, st.runner, st.beams, st.max_tokens, st.sink)
+    brief = [{k: e[k] for k in ("record_id", "path", "status", "error")} for e in entries]
+    return brief, st.sink.render(entries), os.getpid(), peak_rss_mib()
+
+
+class WorkerPool:
+    """``workers`` forked processes, started at construction (call it before starting any
+    thread, e.g. a progress bar). Use as a context manager; :meth:`run` does the work."""
+
+    def __init__(self, workers: int, bundle, sink, spec, beams: int, max_tokens: int | None,
+                 batch_size: int):
+        self.workers, self.sink, self.batch_size = workers, sink, batch_size
+        self.peaks: dict[int, float] = {}
+        self._pool = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
+            initargs=(bundle, sink, spec, beams, max_tokens, batch_size))
+        # With fork, the first task starts every worker (before the executor's own thread).
+        self._pool.submit(_ready).result()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, kind, error, tb) -> None:
+        # On an error or Ctrl-C, do not wait for queued chunks; running ones finish.
+        self._pool.shutdown(wait=kind is None, cancel_futures=True)
+
+    def run(self, todo: list, written, fail_fast: bool) -> int:
+        """Process ``todo`` (record references) and write the results in order with the
+        sink; ``written(brief_entries)`` after each chunk. Returns how many records were
+        not processed (stopped by ``fail_fast``)."""
+        chunks = [todo[i:i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
+        rest = iter(chunks)
+        pending = deque((len(c), self._pool.submit(_run_chunk, c))
+                        for c in itertools.islice(rest, 2 * self.workers))
+        done = 0
+        while pending:
+            size, future = pending.popleft()
+            brief, rendered, pid, peak = future.result()
+            self.peaks[pid] = max(peak, self.peaks.get(pid, 0.0))
+            for chunk in itertools.islice(rest, 1):
+                pending.append((len(chunk), self._pool.submit(_run_chunk, chunk)))
+            if fail_fast:
+                bad = next((i for i, e in enumerate(brief) if e["status"] != "ok"), None)
+                if bad is not None:
+                    brief, rendered = brief[:bad + 1], rendered[:bad + 1]
+                    self.sink.write_rendered(rendered)
+                    written(brief)
+                    for _, later in pending:
+                        later.cancel()
+                    return len(todo) - done - len(brief)
+            self.sink.write_rendered(rendered)
+            written(brief)
+            done += size
+        return 0
