@@ -9,6 +9,8 @@ into a temporary folder), each repeat measures, in this order and on the same ma
 2. ``ecgreport batch`` end to end, as a subprocess of the real CLI
    (``python -m ecgreport batch``), so interpreter start-up, imports and loading the
    bundle are counted; ``run.json``'s own wall time (without start-up) is shown beside it;
+   2b. the same with ``--workers 1``: the model in the main process (two onnxruntime
+   threads) instead of one single-threaded worker process per core;
 3. PyTorch eager: the bundle's training checkpoint, ``greedy_generate`` (encode + greedy
    report) over the windows ``ecgreport batch`` feeds the model, ``--batch-size`` at a time;
 
@@ -19,8 +21,9 @@ Rows 3 and 3b share preprocessed inputs (read once, untimed, one warm-up batch e
 2/3 and 3b/3 separate reading and writing from model speed; the table also says how many
 of the two rows' reports are identical. Records/s is the median over ``--repeats``.
 Then, unless ``--skip-memory``, ``ecgreport batch`` runs once on 1,000 and once on 10,000
-records and its peak RSS (``ru_maxrss``, measured through a small launcher process: see
-``LAUNCHER``) is compared.
+records and its peak RSS is compared: the sum of every process's own peak (main process
+and workers, from ``run.json``; an upper bound, since forked workers share pages with the
+main process), or without workers ``ru_maxrss`` through a small launcher (``LAUNCHER``).
 
 The table goes to stdout (markdown), progress to stderr, and ``--markdown FILE`` writes it
 with the machine description. Timings taken while something else uses the CPU are
@@ -102,9 +105,11 @@ def time_rdsamp(headers: list[Path]) -> float:
 class BatchRun:
     wall_s: float                # as seen by the parent: start-up included
     inner_s: float               # run.json's wall_time_s: from run_batch's start to the end
-    max_rss_mib: float
+    max_rss_mib: float           # the largest single process (the launcher's view)
     provider: str
     counts: dict
+    workers: int = 0             # worker processes (0: the model ran in the main process)
+    rss: dict = field(default_factory=dict)  # run.json's peak_rss_mib: main, workers, total
 
 
 # Runs the batch command as its own child and reports that child's wall time and peak
@@ -123,12 +128,12 @@ sys.exit(code)
 """
 
 
-def run_cli_batch(folder: Path, out: Path, args) -> BatchRun:
+def run_cli_batch(folder: Path, out: Path, args, extra: tuple[str, ...] = ()) -> BatchRun:
     """``python -m ecgreport batch folder --out out`` in a child process: its wall time
     (start-up included) and peak RSS."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "ecgreport", "batch", str(folder), "--out", str(out),
-           "--quiet", "--batch-size", str(args.batch_size), "--device", args.device]
+           "--quiet", "--batch-size", str(args.batch_size), "--device", args.device, *extra]
     if args.model is not None:
         cmd += ["--model", str(args.model)]
     report = out.parent / f"{out.name}.rusage"
@@ -143,7 +148,8 @@ def run_cli_batch(folder: Path, out: Path, args) -> BatchRun:
     run = json.loads((out / "run.json").read_text())
     rss_mib = int(max_rss) / (2**20 if sys.platform == "darwin" else 2**10)  # bytes or KiB
     return BatchRun(float(wall), float(run["wall_time_s"]), rss_mib,
-                    run.get("execution_provider", ""), run.get("counts", {}))
+                    run.get("execution_provider", ""), run.get("counts", {}),
+                    int(run.get("worker_processes") or 0), run.get("peak_rss_mib") or {})
 
 
 def preprocess(folder: Path, bundle) -> np.ndarray:
@@ -293,7 +299,8 @@ class Results:
     rows: dict[str, list[float]] = field(default_factory=dict)   # row -> seconds per repeat
     batch_inner_s: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    memory: dict[int, float] = field(default_factory=dict)       # n -> peak RSS MiB
+    memory: dict[int, BatchRun] = field(default_factory=dict)    # n -> the run (peak RSS)
+    workers: int = 0
     provider: str = ""
     torch_device: str = ""
     same_reports: tuple[int, int] | None = None
@@ -305,6 +312,7 @@ class Results:
 
 ROWS = [("rdsamp", "1. read floor: `wfdb.rdsamp` loop"),
         ("batch", "2. `ecgreport batch` end to end (subprocess of the CLI)"),
+        ("batch1", "2b. the same with `--workers 1` (model in one process, 2 onnxruntime threads)"),
         ("torch", "3. PyTorch eager: encode + greedy report"),
         ("ort", "3b. onnxruntime: encode + greedy report"),
         ("torch_enc", "4. PyTorch eager: encoder only"),
@@ -359,12 +367,22 @@ def render(res: Results, info: dict, args) -> str:
     if res.same_reports is not None:
         lines += ["", f"Reports identical between rows 3 and 3b: {res.same_reports[0]:,} of "
                   f"{res.same_reports[1]:,} windows."]
+    r2b = ratio(res.rate("batch"), res.rate("batch1"))
+    if r2b is not None:
+        lines.insert(lines.index("| ratio | value | target |") + 3,
+                     f"| 2/2b worker processes ({res.workers}) / one process | {r2b:.2f}x | (information) |")
     if res.memory:
-        lines += ["", "| `ecgreport batch` on | peak RSS (MiB) |", "|---|---:|"]
-        lines += [f"| {n:,} records | {mib:.0f} |" for n, mib in sorted(res.memory.items())]
+        def total(run: BatchRun) -> float:  # every process's peak, summed (an upper bound)
+            return float(run.rss.get("total") or run.max_rss_mib)
+
+        lines += ["", "| `ecgreport batch` on | peak RSS, main process (MiB) | peak RSS of each "
+                  "worker (MiB) | sum (MiB) |", "|---|---:|---|---:|"]
+        lines += [f"| {n:,} records | {run.rss.get('main', run.max_rss_mib):.0f} | "
+                  f"{', '.join(f'{w:.0f}' for w in run.rss.get('workers', [])) or 'none'} | "
+                  f"{total(run):.0f} |" for n, run in sorted(res.memory.items())]
         if len(res.memory) >= 2:
             sizes = sorted(res.memory)
-            growth = res.memory[sizes[-1]] / res.memory[sizes[0]]
+            growth = total(res.memory[sizes[-1]]) / total(res.memory[sizes[0]])
             lines.append(f"| ratio {sizes[-1]:,} / {sizes[0]:,} | {growth:.3f} "
                          f"({'within' if growth <= MEMORY_TARGET else 'over'} the "
                          f"{MEMORY_TARGET - 1:.0%} target) |")
@@ -379,7 +397,8 @@ def render(res: Results, info: dict, args) -> str:
               f"- numpy {v['numpy']}, scipy {v['scipy']}, wfdb {v['wfdb']}, "
               f"onnxruntime {v['onnxruntime']}, torch {v['torch']}",
               f"- `--device {args.device}`: onnxruntime provider {res.provider or 'n/a'}, "
-              f"torch device {res.torch_device or 'n/a'}; batch size {res.batch_size} windows",
+              f"torch device {res.torch_device or 'n/a'}; batch size {res.batch_size} windows; "
+              f"row 2: {res.workers or 'no'} worker process(es), one onnxruntime thread each",
               f"- model: {info['bundle']}",
               f"- load average (1 min) at the start: {info['load_avg_1min']}, "
               f"at the end: {info.get('load_avg_end', '?')}"]
@@ -493,8 +512,12 @@ def main(argv: list[str] | None = None) -> int:
             run = run_cli_batch(folder, work / "out", args)
             res.rows.setdefault("batch", []).append(run.wall_s)
             res.batch_inner_s.append(run.inner_s)
+            res.workers = run.workers
             if run.counts.get("failed"):
                 res.notes.append(f"ecgreport batch: {run.counts['failed']} record(s) failed")
+            log(f"repeat {repeat}/{args.repeats}: ecgreport batch --workers 1")
+            res.rows.setdefault("batch1", []).append(
+                run_cli_batch(folder, work / "out1", args, ("--workers", "1")).wall_s)
             if torch_model is not None:
                 log(f"repeat {repeat}/{args.repeats}: PyTorch eager")
                 seconds, torch_ids = timed(torch_model, x, args.batch_size)
@@ -514,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in memory_sizes:
                 log(f"peak memory: ecgreport batch on {n:,} records")
                 mem_folder = link_folder(all_headers[:n], work / f"records-{n}")
-                res.memory[n] = run_cli_batch(mem_folder, work / f"out-{n}", args).max_rss_mib
+                res.memory[n] = run_cli_batch(mem_folder, work / f"out-{n}", args)
                 shutil.rmtree(work / f"out-{n}", ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -190,10 +190,10 @@ def run_batch(
         "labels": None if labels_csv is None else str(labels_csv), "top_k": top_k,
         "beams": beams, "max_tokens": max_tokens,
         "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
-        "include_header_comments": include_header_comments,
+        "include_header_comments": include_header_comments, "workers": workers,
     }
     _check_arguments(device, batch_size, max_windows, min_seconds, top_k, beams, max_tokens,
-                     resume, overwrite, shard)
+                     resume, overwrite, shard, workers)
     try:
         refs = find_records(folder)
     except FileNotFoundError as err:
@@ -518,11 +518,11 @@ def _progress(console: Console, quiet: bool) -> Progress:
 
 
 def _check_arguments(device, batch_size, max_windows, min_seconds, top_k, beams, max_tokens,
-                     resume, overwrite, shard) -> None:
+                     resume, overwrite, shard, workers=0) -> None:
     if device not in DEVICES:
         raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     for flag, value, least in [("--batch-size", batch_size, 1), ("--max-windows", max_windows, 1),
-                               ("--top-k", top_k, 0), ("--beams", beams, 1),
+                               ("--top-k", top_k, 0), ("--beams", beams, 1), ("--workers", workers, 0),
                                ("--max-tokens", 1 if max_tokens is None else max_tokens, 1)]:
         if value < least:
             raise UsageError(f"{flag} must be at least {least}, got {value}")

@@ -69,7 +69,13 @@ class _WorkerState:
 
 def _start_worker(bundle, sink, spec, beams, max_tokens, batch_size) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the main process's to handle
+    from threadpoolctl import threadpool_limits
+
     from ecgreport.onnx.runtime import ModelRunner
+
+    # One BLAS thread per worker too: numpy's OpenBLAS would otherwise start a thread per
+    # core in every worker, and its spinning threads halved the throughput of two workers.
+    threadpool_limits(limits=1, user_api="blas")
 
     global _state
     _state = _WorkerState(ModelRunner(bundle, device="cpu", threads=1), sink, spec, beams,

@@ -27,6 +27,9 @@ def batch(
         "Default: the model packaged with ecgreport.", show_default=False),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if available), cpu or cuda."),
     batch_size: int = typer.Option(64, "--batch-size", help="ECG windows per model call."),
+    workers: int = typer.Option(
+        0, "--workers", "-j", help="Processes running the model on the CPU, one thread each "
+        "(0: one per core; 1: a single process, as on a GPU)."),
     max_windows: int = typer.Option(
         6, "--max-windows", help="Most windows analysed per record; longer records are "
         "sampled at this many evenly spread places."),
@@ -92,7 +95,8 @@ def batch(
             min_seconds=min_seconds, resume=resume, overwrite=overwrite, fail_fast=fail_fast,
             labels_csv=labels, top_k=top_k, beams=beams,
             shard=parse_shard(shard) if shard is not None else None,
-            include_header_comments=include_header_comments, quiet=quiet, console=console)
+            include_header_comments=include_header_comments, quiet=quiet, console=console,
+            workers=workers)
     except UsageError as err:
         raise fail(str(err), ExitCode.USAGE) from None
     except BundleError as err:

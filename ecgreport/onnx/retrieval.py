@@ -45,9 +45,11 @@ class Retrieval:
         return report_label_sims[self.report_ids[neighbours]].mean(axis=1)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1024)
 def _ngrams(text: str) -> frozenset:
-    # Cached: the same few thousand training reports are candidates again and again.
+    # A small cache: the commonest training reports recur as candidates. A cache of every
+    # report seen (thousands) made no measurable difference in speed, but grew each batch
+    # worker by ~15 MB over its first few thousand records (docs/benchmarks.md, memory).
     words = text.split()
     return frozenset(words) | {tuple(words[i : i + 2]) for i in range(len(words) - 1)}
 
