@@ -242,7 +242,7 @@ def run_batch(
         "started_at": started_at, "finished_at": None,
         "bundle": {"path": str(bundle.path), "manifest_sha256": bundle.manifest_sha256},
         "execution_provider": summary.provider, "execution_note": note,
-        "worker_processes": 0 if runner is not None else (workers or parallel.auto_workers()),
+        "worker_processes": 0,  # processes running the model besides this one
         "arguments": arguments,
         "label_sets": {name: len(labels) for name, labels in label_sets.items()},
     }
@@ -272,12 +272,13 @@ def run_batch(
     pool = None
     try:
         save_run_info()
-        if runner is None and todo:  # started before the progress bar's thread
-            pool = parallel.WorkerPool(run_info["worker_processes"], bundle, sink, spec, beams,
-                                       max_tokens, batch_size)
-        with contextlib.ExitStack() as stack, _progress(console, quiet) as progress:
-            if pool is not None:
-                stack.enter_context(pool)
+        with contextlib.ExitStack() as stack:
+            if runner is None and todo:  # forked before the progress bar starts its thread
+                n = min(workers or parallel.auto_workers(), len(todo))
+                pool = stack.enter_context(parallel.WorkerPool(n, bundle, sink, spec, beams,
+                                                               max_tokens, batch_size))
+                run_info["worker_processes"] = n
+            progress = stack.enter_context(_progress(console, quiet))
             task = progress.add_task("ECGs", total=len(todo))
 
             def written(entries: list[dict]) -> None:

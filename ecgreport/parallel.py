@@ -20,6 +20,7 @@ milliseconds. Where fork is not available, or on a GPU, `batch` runs in one proc
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
 import signal
@@ -133,7 +134,9 @@ class WorkerPool:
         """Process ``todo`` (record references) and write the results in order with the
         sink; ``written(brief_entries)`` after each chunk. Returns how many records were
         not processed (stopped by ``fail_fast``)."""
-        chunks = [todo[i:i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
+        # Chunks of batch_size records, smaller for a short list so every worker gets some.
+        size = max(1, min(self.batch_size, math.ceil(len(todo) / self.workers)))
+        chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
         rest = iter(chunks)
         pending = deque((len(c), self._pool.submit(_run_chunk, c))
                         for c in itertools.islice(rest, 2 * self.workers))

@@ -119,6 +119,9 @@ def test_custom_labels_reach_the_workers(tmp_path, tiny_bundle):
         assert set(e["scores"]["custom"]) == {"AFIB", "LBBB"}
     header = (out / writers.DIAGNOSES_CSV).read_text().splitlines()[0]
     assert "custom:AFIB" in header and "custom:LBBB" in header
+    # 17 records, fewer than one batch of 64: still split so that both workers had some.
+    run = json.loads((out / writers.RUN_JSON).read_text())
+    assert run["worker_processes"] == 2 and len(run["peak_rss_mib"]["workers"]) == 2
 
 
 def test_auto_workers_is_one_per_core_within_limits():
