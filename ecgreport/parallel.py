@@ -25,11 +25,15 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from ecgreport.errors import EcgReportError
+
 MAX_AUTO_WORKERS = 8   # each worker holds a copy of the model session (~100 MB)
+STARTUP_TIMEOUT_S = 120
 
 _state: "_WorkerState | None" = None   # set in each worker by _start_worker
 
@@ -68,19 +72,23 @@ class _WorkerState:
     batch_size: int
 
 
-def _start_worker(bundle, sink, spec, beams, max_tokens, batch_size) -> None:
+def _start_worker(started, bundle, sink, spec, beams, max_tokens, batch_size) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the main process's to handle
-    from threadpoolctl import threadpool_limits
-
-    from ecgreport.onnx.runtime import ModelRunner
-
-    # One BLAS thread per worker too: numpy's OpenBLAS would otherwise start a thread per
-    # core in every worker, and its spinning threads halved the throughput of two workers.
-    threadpool_limits(limits=1, user_api="blas")
-
     global _state
-    _state = _WorkerState(ModelRunner(bundle, device="cpu", threads=1), sink, spec, beams,
-                          max_tokens, batch_size)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        from ecgreport.onnx.runtime import ModelRunner
+
+        # One BLAS thread per worker too: numpy's OpenBLAS would otherwise start a thread per
+        # core in every worker, and its spinning threads halved the throughput of two workers.
+        threadpool_limits(limits=1, user_api="blas")
+        _state = _WorkerState(ModelRunner(bundle, device="cpu", threads=1), sink, spec, beams,
+                              max_tokens, batch_size)
+    except BaseException:
+        started.abort()  # the main process stops waiting at once
+        raise
+    started.wait(timeout=STARTUP_TIMEOUT_S)
 
 
 def _ready() -> int:
@@ -117,11 +125,25 @@ class WorkerPool:
                  batch_size: int):
         self.workers, self.sink, self.batch_size = workers, sink, batch_size
         self.peaks: dict[int, float] = {}
+        context = multiprocessing.get_context("fork")
+        started = context.Barrier(workers + 1)
         self._pool = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
-            initargs=(bundle, sink, spec, beams, max_tokens, batch_size))
+            workers, mp_context=context, initializer=_start_worker,
+            initargs=(started, bundle, sink, spec, beams, max_tokens, batch_size))
         # With fork, the first task starts every worker (before the executor's own thread).
-        self._pool.submit(_ready).result()
+        # Then wait until each has its model: otherwise the first worker up takes every
+        # chunk of a short list while the others are still loading.
+        try:
+            ready = self._pool.submit(_ready)
+            try:
+                started.wait(timeout=STARTUP_TIMEOUT_S)
+            except threading.BrokenBarrierError:
+                raise EcgReportError(f"the {workers} batch worker processes could not start "
+                                   "(see above; --workers 1 runs without them)") from None
+            ready.result()
+        except BaseException:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     def __enter__(self) -> "WorkerPool":
         return self

@@ -145,3 +145,21 @@ def test_exported_encoder_uses_2d_convolutions(tiny_bundle, tmp_path):
     shutil.copy(tiny_bundle / "encoder.onnx", copy)
     assert conv1d_as_conv2d(copy) == 0
     assert copy.read_bytes() == (tiny_bundle / "encoder.onnx").read_bytes()
+
+
+def test_a_worker_that_cannot_start_stops_the_run_at_once(tmp_path, tiny_bundle, monkeypatch):
+    import time
+
+    from ecgreport.errors import EcgReportError
+    from ecgreport.onnx import runtime
+
+    def no_session(self):
+        raise MemoryError("simulated: no memory for the session")
+
+    monkeypatch.setattr(runtime.ModelRunner, "__post_init__", no_session)  # forked workers too
+    started = time.perf_counter()
+    with pytest.raises(EcgReportError, match="worker processes could not start"):
+        run_batch(FIXTURES, tmp_path / "out", tiny_bundle, workers=2, quiet=True)
+    assert time.perf_counter() - started < parallel.STARTUP_TIMEOUT_S / 4
+    run = json.loads((tmp_path / "out" / writers.RUN_JSON).read_text())
+    assert run["status"] == "failed: EcgReportError"
