@@ -121,6 +121,17 @@ def test_onnxruntime_matches_torch(runner, torch_model, records):
     assert runner.generate(enc, beams=1) == [tokenizer.decode(ids) for ids in expected]
 
 
+def test_io_binding_decoding_matches(tiny_bundle, runner, torch_model, records):
+    """The GPU's decoding loop (caches bound to the device, finished rows kept), run here
+    on the CPU provider: the same tokens as PyTorch and as the CPU loop."""
+    model, tokenizer = torch_model
+    bound = ModelRunner(load_bundle(tiny_bundle), device="cpu", io_binding=True)
+    assert bound.io_binding and not runner.io_binding  # the CPU default stays numpy
+    enc = bound.encode(records)
+    assert bound.generate_ids(enc) == torch_greedy(model, tokenizer, records)
+    assert bound.generate_ids(enc, max_tokens=4) == runner.generate_ids(enc, max_tokens=4)
+
+
 @pytest.mark.parametrize("part", ["encoder head", "decoder output"])
 def test_check_parity_refuses_a_different_model(tiny_bundle, torch_model, records, part):
     model, tokenizer = torch_model

@@ -195,6 +195,7 @@ class ModelRunner:
     bundle: Bundle
     device: str = "auto"
     threads: int = 0
+    io_binding: bool | None = None  # None: on a GPU only (see _generate_bound)
     note: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -216,6 +217,9 @@ class ModelRunner:
         except Exception as err:  # onnxruntime raises its own exception types
             raise BundleError(f"{self.bundle.path}: onnxruntime cannot load the model ({err})") from err
         self.provider = self._enc.get_providers()[0]
+        if self.io_binding is None:
+            self.io_binding = self.provider == "CUDAExecutionProvider"
+        self._device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         if providers[0] == "CUDAExecutionProvider" and self.provider != "CUDAExecutionProvider":
             self.note = "CUDA provider could not start (CUDA/cuDNN libraries missing?); running on the CPU"
         self._layers = int(graphs["decoder_layers"])
@@ -298,6 +302,8 @@ class ModelRunner:
         max_tokens = min(max_tokens or self.max_tokens, self.max_tokens)
         if beams > 1:
             return [self._beam_search(enc.take([i]), max_tokens, beams) for i in range(len(enc))]
+        if self.io_binding:
+            return self._generate_bound(enc, max_tokens)
         b = len(enc)
         out: list[list[int]] = [[] for _ in range(b)]
         active = np.arange(b)
@@ -322,6 +328,55 @@ class ModelRunner:
                 active, token = active[keep], token[keep]
                 past = [p[keep] for p in past]
                 cross = [c[keep] for c in cross]
+        return out
+
+    def _generate_bound(self, enc: Encoded, max_tokens: int) -> list[list[int]]:
+        """Greedy decoding with the caches kept on the session's device (I/O binding).
+
+        On a GPU, feeding numpy arrays would copy every cache to the device and back at each
+        step; here the cross-attention cache goes to the device once and each step's new
+        key/value cache stays there as the next step's input. Only the token goes in and the
+        logits come out. Finished rows are not dropped (that would need a gather on the
+        device; on a GPU their share of the work is next to nothing): they are fed <eos> and
+        their output ignored. The tokens are those of the CPU path (a test compares them,
+        with I/O binding on the CPU provider; no GPU has run this code yet).
+        """
+        import onnxruntime as ort
+
+        b = len(enc)
+        out: list[list[int]] = [[] for _ in range(b)]
+        cross = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(c), self._device, 0)
+                 for c in enc.cross]
+        past = [ort.OrtValue.ortvalue_from_numpy(p, self._device, 0) for p in self._empty_past(b)]
+        token = np.full(b, self._bos, np.int64)
+        done = np.zeros(b, dtype=bool)
+        new_names = [o.name for o in self._dec.get_outputs()[1:]]
+        for _ in range(max_tokens - 1):
+            io = self._dec.io_binding()
+            io.bind_cpu_input("token", token)
+            for name, value in zip(self._past_names, past):
+                io.bind_ortvalue_input(name, value)
+            for name, value in zip(self._cross_names, cross):
+                io.bind_ortvalue_input(name, value)
+            io.bind_output("logits", "cpu")
+            for name in new_names:
+                io.bind_output(name, self._device)
+            self._dec.run_with_iobinding(io)
+            logits, *past = io.get_outputs()
+            logits = logits.numpy()
+            for row in np.flatnonzero(~done):
+                bans = repeated_ngram_bans(out[row])
+                if bans:
+                    logits[row, bans] = -np.inf
+            token = logits.argmax(-1).astype(np.int64)
+            for row in np.flatnonzero(~done):
+                if token[row] == self._eos:
+                    done[row] = True
+                else:
+                    out[row].append(int(token[row]))
+            if done.all():
+                break
+            token[done] = self._eos
         return out
 
     def _beam_search(self, enc: Encoded, max_tokens: int, beams: int, alpha: float = 0.7) -> list[int]:
