@@ -34,6 +34,34 @@ def test_mbr_select_prefers_the_consensus_and_is_deterministic():
     assert mbr_select(["c d", "a b"]) == "c d"
 
 
+def _exact_mbr(candidates: list[str]) -> str:
+    """mbr_select's definition in exact rational arithmetic, pair by pair."""
+    from fractions import Fraction
+
+    count: dict[str, int] = {}
+    for c in candidates:
+        count[c] = count.get(c, 0) + 1
+    uniq = list(count)
+
+    def grams(text):
+        w = text.split()
+        return set(w) | {(w[i], w[i + 1]) for i in range(len(w) - 1)}
+
+    g = [grams(u) for u in uniq]
+    f1 = [[Fraction(2 * len(a & b), len(a) + len(b)) if a or b else Fraction(0) for b in g] for a in g]
+    scores = [sum(count[u] * f for u, f in zip(uniq, row)) for row in f1]
+    return uniq[scores.index(max(scores))]
+
+
+def test_mbr_select_equals_its_exact_definition():
+    # Few words, so that overlaps and exact ties between candidates are common.
+    rng = np.random.default_rng(1)
+    words = ["sinus", "rhythm", "normal", "ecg", "left", "type", "st", "changes", "."]
+    for _ in range(400):
+        cands = [" ".join(rng.choice(words, size=rng.integers(0, 6))) for _ in range(rng.integers(1, 27))]
+        assert mbr_select(cands) == _exact_mbr(cands), cands
+
+
 def test_neighbours_match_brute_force():
     rng = np.random.default_rng(0)
     train = rng.standard_normal((50, 8)).astype(np.float32)

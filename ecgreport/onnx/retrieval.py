@@ -45,23 +45,26 @@ class Retrieval:
         return report_label_sims[self.report_ids[neighbours]].mean(axis=1)
 
 
+_GRAM_IDS: dict = {}  # word or word pair -> int, shared by every candidate (a few thousand)
+
+
 @functools.lru_cache(maxsize=1024)
-def _ngrams(text: str) -> frozenset:
-    # A small cache: the commonest training reports recur as candidates. A cache of every
-    # report seen (thousands) made no measurable difference in speed, but grew each batch
-    # worker by ~15 MB over its first few thousand records (docs/benchmarks.md, memory).
+def _gram_ids(text: str) -> np.ndarray:
+    """Sorted ids of the text's distinct words and word bigrams. A small cache: the
+    commonest training reports recur as candidates (a cache of every report seen grew
+    each batch worker by ~15 MB over its first few thousand records and gained nothing)."""
     words = text.split()
-    return frozenset(words) | {tuple(words[i : i + 2]) for i in range(len(words) - 1)}
-
-
-def _f1(a: frozenset, b: frozenset) -> float:
-    common = len(a & b)
-    return 0.0 if common == 0 else 2 * common / (len(a) + len(b))
+    grams = set(words) | {(words[i], words[i + 1]) for i in range(len(words) - 1)}
+    return np.array(sorted(_GRAM_IDS.setdefault(g, len(_GRAM_IDS)) for g in grams), np.int64)
 
 
 def mbr_select(candidates: list[str]) -> str:
     """The candidate with the highest summed n-gram F1 (unigrams + bigrams) to the others
     (itself included, weighted by how often each candidate occurs); ties go to the first.
+
+    F1 of two texts = 2 |A & B| / (|A| + |B|) over their sets of distinct words and word
+    pairs; all pairs at once as one small matrix product. Scores are compared after rounding
+    to 1e-9, so that candidates that tie exactly are not ordered by summation rounding.
 
     >>> mbr_select(["sinus rhythm normal ecg", "sinus rhythm normal ecg", "atrial fibrillation"])
     'sinus rhythm normal ecg'
@@ -70,12 +73,15 @@ def mbr_select(candidates: list[str]) -> str:
     for c in candidates:
         count[c] = count.get(c, 0) + 1
     uniq = list(count)  # first-seen order: deterministic ties
-    grams = [_ngrams(c) for c in uniq]
-    weight = [count[c] for c in uniq]
-    score = [w * _f1(g, g) for w, g in zip(weight, grams)]
-    for i in range(len(uniq)):  # F1 is symmetric: each pair once
-        for j in range(i + 1, len(uniq)):
-            f = _f1(grams[i], grams[j])
-            score[i] += weight[j] * f
-            score[j] += weight[i] * f
-    return uniq[max(range(len(uniq)), key=lambda i: (score[i], -i))]
+    if len(uniq) == 1:
+        return uniq[0]
+    ids = [_gram_ids(c) for c in uniq]
+    sizes = np.array([len(g) for g in ids], dtype=np.float64)
+    _, columns = np.unique(np.concatenate(ids), return_inverse=True)
+    member = np.zeros((len(uniq), int(columns.max()) + 1 if len(columns) else 0))
+    member[np.repeat(np.arange(len(uniq)), sizes.astype(np.int64)), columns] = 1.0
+    common = member @ member.T
+    total = sizes[:, None] + sizes[None, :]
+    f1 = np.divide(2.0 * common, total, out=np.zeros_like(common), where=total > 0)
+    score = np.round(f1 @ np.array([count[c] for c in uniq], dtype=np.float64), 9)
+    return uniq[int(np.argmax(score))]  # the first of the best
