@@ -59,3 +59,39 @@ def test_atomic_write_many_stops_cleanly_on_failure(tmp_path, monkeypatch):
 def test_atomic_write_many_with_nothing_to_write(tmp_path):
     writers.atomic_write_many([])
     assert list(tmp_path.iterdir()) == []
+
+
+def _findings_by_definition(label_sets, scores, top_k):
+    """Top findings as documented: all labels sorted by (-similarity, set order, label
+    order); rank = place within the label's own set, ties to the label listed first."""
+    rows = []
+    for s, (name, labels) in enumerate(label_sets.items()):
+        values = [float(v) for v in scores[name]]
+        for j, label in enumerate(labels):
+            rank = 1 + sum(v > values[j] for v in values) + sum(v == values[j] for v in values[:j])
+            rows.append((-values[j], s, j, name, label, rank, len(labels)))
+    rows.sort(key=lambda r: r[:3])
+    return [(name, label, round(-neg, writers.SCORE_DECIMALS), rank, size)
+            for neg, _, _, name, label, rank, size in rows[:top_k]]
+
+
+@pytest.mark.parametrize("top_k", [0, 1, 5, 12])
+def test_top_findings_follow_their_definition(tmp_path, top_k):
+    import numpy as np
+
+    from ecgreport.outputs.sink import BatchSink
+
+    label_sets = {"a": ["x", "y", "z"], "b": ["p", "q"], "c": ["r", "s", "t", "u"]}
+    sink = BatchSink(tmp_path, label_sets, {"a": {"x": "ex"}}, top_k)
+    rng = np.random.default_rng(top_k)
+    for _ in range(50):
+        # few distinct values, so ties within and across sets are common
+        scores = {name: rng.choice([0.1, 0.25, 0.3], size=len(labels)) for name, labels in label_sets.items()}
+        got = sink.findings(scores)
+        assert [(f["set"], f["label"], f["similarity"], f["rank"], f["set_size"]) for f in got["top_findings"]] \
+            == _findings_by_definition(label_sets, scores, top_k)
+        assert got["scores"] == {name: {label: round(float(v), writers.SCORE_DECIMALS)
+                                        for label, v in zip(labels, scores[name])}
+                                 for name, labels in label_sets.items()}
+        for f in got["top_findings"]:
+            assert f["description"] == ("ex" if (f["set"], f["label"]) == ("a", "x") else f["label"])

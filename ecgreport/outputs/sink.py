@@ -32,6 +32,10 @@ class BatchSink:
         self.out_dir = Path(out_dir)
         self.label_sets, self.descriptions, self.top_k = label_sets, descriptions, top_k
         self.columns = writers.label_columns(label_sets)
+        # For the labels of all sets in one row: each one's set number and index in its set.
+        sizes = [len(labels) for labels in label_sets.values()]
+        self._positions = (np.repeat(np.arange(len(sizes)), sizes).astype(np.int64),
+                           np.concatenate([np.arange(n) for n in sizes] or [np.zeros(0)]).astype(np.int64))
         self._jsonl: writers.AppendLog | None = None
         self._csv: writers.AppendLog | None = None
 
@@ -51,23 +55,30 @@ class BatchSink:
     def findings(self, scores: dict[str, np.ndarray]) -> dict:
         """``scores`` ({set: {label: similarity}}) and ``top_findings`` of one record from
         its ``{set: (n_labels,)}`` similarities. The top findings are the ``top_k`` highest
-        similarities over all sets, each with its rank within its own set."""
-        rounded = {name: {label: round(float(v), writers.SCORE_DECIMALS)
-                          for label, v in zip(labels, scores[name])}
+        similarities over all sets, each with its rank within its own set (ties: the label
+        listed first ranks first, and comes first)."""
+        values = {name: np.asarray(scores[name], dtype=np.float64) for name in self.label_sets}
+        rounded = {name: dict(zip(labels, [round(v, writers.SCORE_DECIMALS)
+                                           for v in values[name].tolist()]))
                    for name, labels in self.label_sets.items()}
-        candidates = []
-        for set_index, (name, labels) in enumerate(self.label_sets.items()):
-            values = np.asarray(scores[name], dtype=np.float64)
-            rank = np.empty(len(values), dtype=int)
-            rank[np.argsort(-values, kind="stable")] = np.arange(1, len(values) + 1)
-            candidates += [(-values[j], set_index, j, name, label, int(rank[j]), len(labels))
-                           for j, label in enumerate(labels)]
-        candidates.sort(key=lambda c: c[:3])  # deterministic on ties: set order, label order
-        top = [{"set": name, "label": label,
-                "description": self.descriptions.get(name, {}).get(label, label),
-                "similarity": round(-negative, writers.SCORE_DECIMALS), "rank": rank,
-                "set_size": size}
-               for negative, _, _, name, label, rank, size in candidates[:self.top_k]]
+        if not self.top_k:
+            return {"scores": rounded, "top_findings": []}
+        flat = np.concatenate([values[name] for name in self.label_sets])
+        set_of, index_in_set = self._positions
+        # Sorted by value (descending), then set order, then label order: deterministic.
+        order = np.lexsort((index_in_set, set_of, -flat))[:self.top_k]
+        names = list(self.label_sets)
+        top = []
+        for k in order.tolist():
+            name = names[set_of[k]]
+            j = int(index_in_set[k])
+            v = values[name]
+            rank = 1 + int(np.count_nonzero(v > v[j])) + int(np.count_nonzero(v[:j] == v[j]))
+            label = self.label_sets[name][j]
+            top.append({"set": name, "label": label,
+                        "description": self.descriptions.get(name, {}).get(label, label),
+                        "similarity": round(float(v[j]), writers.SCORE_DECIMALS), "rank": rank,
+                        "set_size": len(v)})
         return {"scores": rounded, "top_findings": top}
 
     def render(self, entries: list[dict]) -> list[tuple[Path | None, str | None, str, str]]:

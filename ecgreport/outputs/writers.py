@@ -215,12 +215,16 @@ def csv_row(entry: dict, columns: list[str]) -> list[str]:
     """The ``diagnoses.csv`` row of a ``records.jsonl`` entry; empty scores if it failed."""
     scores = entry.get("scores") or {}
     cells = []
-    for column in columns:
-        set_name, _, label = column.partition(":")
+    for set_name, label in _split_columns(tuple(columns)):
         value = scores.get(set_name, {}).get(label)
         cells.append("" if value is None else f"{value:.{SCORE_DECIMALS}f}")
     return [entry["record_id"], entry["status"], *cells,
             format_top_findings(entry.get("top_findings") or []), entry.get("error") or ""]
+
+
+@functools.lru_cache(maxsize=8)
+def _split_columns(columns: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(set_name, label) for set_name, _, label in (c.partition(":") for c in columns)]
 
 
 def csv_text(rows: Iterable[list[str]]) -> str:
