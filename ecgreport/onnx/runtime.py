@@ -306,28 +306,34 @@ class ModelRunner:
             return self._generate_bound(enc, max_tokens)
         b = len(enc)
         out: list[list[int]] = [[] for _ in range(b)]
-        active = np.arange(b)
+        rows = np.arange(b)            # the output row of each position in the batch
+        alive = np.ones(b, dtype=bool)
         cross = enc.cross
         past = self._empty_past(b)
         token = np.full(b, self._bos, np.int64)
         for _ in range(max_tokens - 1):
             logits, past = self._step(token, past, cross)
-            for j, row in enumerate(active):
-                bans = repeated_ngram_bans(out[row])
+            live = np.flatnonzero(alive)
+            for j in live:
+                bans = repeated_ngram_bans(out[rows[j]])
                 if bans:
                     logits[j, bans] = -np.inf
             token = logits.argmax(-1).astype(np.int64)
-            finished = token == self._eos
-            for row, t, f in zip(active, token, finished):
-                if not f:
-                    out[row].append(int(t))
-            if finished.any():  # drop finished sequences so later steps cost less
-                keep = ~finished
-                if not keep.any():
-                    break
-                active, token = active[keep], token[keep]
-                past = [p[keep] for p in past]
-                cross = [c[keep] for c in cross]
+            for j in live:
+                if token[j] == self._eos:
+                    alive[j] = False
+                else:
+                    out[rows[j]].append(int(token[j]))
+            if not alive.any():
+                break
+            token[~alive] = self._eos  # finished rows idle until the next compaction
+            # Drop finished rows so later steps cost less, once they are an eighth of the
+            # batch: copying the caches at every finish cost more than a few idle rows.
+            if (len(alive) - np.count_nonzero(alive)) * 8 >= len(alive):
+                rows, token = rows[alive], token[alive]
+                past = [p[alive] for p in past]
+                cross = [c[alive] for c in cross]
+                alive = np.ones(len(rows), dtype=bool)
         return out
 
     def _generate_bound(self, enc: Encoded, max_tokens: int) -> list[list[int]]:
