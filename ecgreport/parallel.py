@@ -3,8 +3,9 @@
 Each worker holds its own single-threaded onnxruntime session and runs whole chunks of
 ``batch_size`` records: read, preprocess, encode, score, generate the report and format the
 output lines. The main process hands out the chunks, at most ``2 * workers`` ahead, and
-writes the results in record order, so the outputs are the same files, byte for byte, as
-with one process (a test checks this).
+writes the results in record order: the same files as with one process, except that a
+score's last printed digit can differ now and then (one-thread and multi-thread float sums
+round differently); repeated runs with workers are identical byte for byte (tested).
 
 Why processes rather than onnxruntime's own threads: report generation is a loop of small
 decoder steps (a few 256-wide matrix products per token), where two intra-op threads were
@@ -28,11 +29,12 @@ import sys
 import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from ecgreport.errors import EcgReportError
 
-MAX_AUTO_WORKERS = 8   # each worker holds a copy of the model session (~100 MB)
+MAX_AUTO_WORKERS = 8   # each worker: ~230 MB resident, much of it shared with the main process
 STARTUP_TIMEOUT_S = 120
 
 _state: "_WorkerState | None" = None   # set in each worker by _start_worker
@@ -157,15 +159,21 @@ class WorkerPool:
         sink; ``written(brief_entries)`` after each chunk. Returns how many records were
         not processed (stopped by ``fail_fast``)."""
         # Chunks of batch_size records, smaller for a short list so every worker gets some.
-        size = max(1, min(self.batch_size, math.ceil(len(todo) / self.workers)))
-        chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+        chunk_size = max(1, min(self.batch_size, math.ceil(len(todo) / self.workers)))
+        chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
         rest = iter(chunks)
         pending = deque((len(c), self._pool.submit(_run_chunk, c))
                         for c in itertools.islice(rest, 2 * self.workers))
         done = 0
         while pending:
             size, future = pending.popleft()
-            brief, rendered, pid, peak = future.result()
+            try:
+                brief, rendered, pid, peak = future.result()
+            except BrokenProcessPool:
+                raise EcgReportError(
+                    "a batch worker process died (killed for lack of memory?); the records "
+                    "finished so far are saved: rerun with --resume, perhaps with fewer "
+                    "--workers") from None
             self.peaks[pid] = max(peak, self.peaks.get(pid, 0.0))
             for chunk in itertools.islice(rest, 1):
                 pending.append((len(chunk), self._pool.submit(_run_chunk, chunk)))

@@ -163,3 +163,26 @@ def test_a_worker_that_cannot_start_stops_the_run_at_once(tmp_path, tiny_bundle,
     assert time.perf_counter() - started < parallel.STARTUP_TIMEOUT_S / 4
     run = json.loads((tmp_path / "out" / writers.RUN_JSON).read_text())
     assert run["status"] == "failed: EcgReportError"
+
+
+def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path, tiny_bundle, monkeypatch):
+    import os
+
+    from ecgreport import batch
+    from ecgreport.errors import EcgReportError
+
+    real = batch.infer_entries
+
+    def die_on_the_second_batch(items, *args, **kwargs):
+        if any(item.entry["record_id"].endswith("00005_lr") for item in items):
+            os._exit(9)  # as the kernel's out-of-memory killer would end it
+        return real(items, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "infer_entries", die_on_the_second_batch)
+    with pytest.raises(EcgReportError, match="worker process died"):
+        run_batch(PTBXL_MINI / "records100", tmp_path / "out", tiny_bundle, workers=2,
+                  batch_size=2, quiet=True)
+    # what was finished before stays listed, and --resume will redo the rest
+    done = [e["record_id"] for e in entries(tmp_path / "out")]
+    assert all(e["status"] == "ok" for e in entries(tmp_path / "out"))
+    assert not any(r.endswith("00005_lr") for r in done)
