@@ -13,9 +13,9 @@ no faster than one on the 2-core test machine, while two processes each decoding
 own batch run side by side; the reading, nearest-report search and formatting in Python
 are spread over the cores the same way. See docs/benchmarks.md for the measured effect.
 
-Workers are forked (Linux, macOS) from the main process after the bundle is loaded and
+Workers are forked (Linux) from the main process after the bundle is loaded and
 verified, before any thread is started, so they share its memory and start in
-milliseconds. Where fork is not available, or on a GPU, `batch` runs in one process.
+milliseconds. Elsewhere, or on a GPU, `batch` runs in one process.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def usable_cores() -> int:
 
 
 def can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Workers are forked on Linux only: on macOS, fork after numpy's Accelerate or other
+    system frameworks have started can crash the child (Python itself defaults to spawn
+    there), and Windows has no fork."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 def auto_workers() -> int:

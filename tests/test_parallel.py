@@ -16,7 +16,7 @@ from ecgreport.batch import run_batch
 from ecgreport.outputs import writers
 
 pytestmark = [skip_without_fixtures, pytest.mark.usefixtures("one_torch_thread", "text_cache"),
-              pytest.mark.skipif(not parallel.can_fork(), reason="needs fork (Linux, macOS)")]
+              pytest.mark.skipif(not parallel.can_fork(), reason="worker processes are forked on Linux only")]
 
 SAME = ("record_id", "path", "status", "error", "report", "decoder_report",
         "similar_training_report", "warnings", "n_windows", "window_starts_s", "missing_leads")
