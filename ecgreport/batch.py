@@ -211,6 +211,7 @@ def run_batch(
             "add --resume to continue that run, or --overwrite to replace its outputs")
     custom = _read_labels_csv(Path(labels_csv)) if labels_csv is not None else None
 
+    runner_given = runner is not None
     if runner is None:
         bundle, runner = open_model(bundle_path, device, workers)
     else:
@@ -232,6 +233,11 @@ def run_batch(
     if runner is not None:
         summary.provider = str(getattr(runner, "provider", ""))
         note = getattr(runner, "note", None)  # e.g. "--device cuda: ...; running on the CPU"
+        if workers > 1 and not runner_given:
+            why = ("the model runs on the GPU" if summary.provider == "CUDAExecutionProvider"
+                   else "worker processes need Linux")
+            note = "; ".join(filter(None, [note, f"--workers {workers}: {why}, so one process "
+                                                  "does the work"]))
     else:
         summary.provider, note = "CPUExecutionProvider", choose_providers(device)[1]
     if note and not quiet:

@@ -186,3 +186,12 @@ def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path, tiny_bund
     done = [e["record_id"] for e in entries(tmp_path / "out")]
     assert all(e["status"] == "ok" for e in entries(tmp_path / "out"))
     assert not any(r.endswith("00005_lr") for r in done)
+
+
+def test_workers_asked_where_they_cannot_run_are_named(tmp_path, tiny_bundle, monkeypatch):
+    monkeypatch.setattr(parallel, "can_fork", lambda: False)  # as on macOS or Windows
+    s = run_batch(PTBXL_MINI / "records100", tmp_path / "out", tiny_bundle, workers=3, quiet=True)
+    assert s.n_ok == 17
+    run = json.loads((tmp_path / "out" / writers.RUN_JSON).read_text())
+    assert run["worker_processes"] == 0
+    assert "--workers 3: worker processes need Linux" in run["execution_note"]
