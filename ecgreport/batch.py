@@ -21,9 +21,11 @@ Per record, in this order:
    feed the decoder an input that no real window produced.
 
 Memory stays bounded whatever the folder size: only the list of record references is
-held; signals live from reading until their batch is encoded. A small thread pool reads
-and preprocesses the next records while the model runs; results are consumed in record
-order, so the outputs do not depend on timing.
+held; signals live from reading until their batch is encoded. On the CPU (Linux), steps
+1-5 and the formatting of the outputs run in worker processes, one per core, a chunk of
+records at a time (:mod:`ecgreport.parallel`); otherwise (a GPU, ``workers=1``) the model
+runs in this process while a small thread pool reads and preprocesses the next records.
+Either way results are written in record order, so the outputs do not depend on timing.
 
 Outputs (:mod:`ecgreport.outputs.writers`) grow batch by batch, so an interrupted run keeps
 every finished batch, and ``resume=True`` skips the records already ``ok`` in
@@ -126,8 +128,7 @@ def open_model(bundle_path: Path | None, device: str, workers: int = 1):
     """
     if bundle_path is not None and not Path(bundle_path).exists():
         raise BundleError(f"model bundle not found: {bundle_path}")
-    from ecgreport import parallel
-    from ecgreport.onnx.runtime import ModelRunner, choose_providers, default_bundle_path, load_bundle
+    from ecgreport.onnx.runtime import ModelRunner, default_bundle_path, load_bundle
 
     bundle = load_bundle(Path(bundle_path) if bundle_path is not None else default_bundle_path())
     workers = workers or parallel.auto_workers()

@@ -45,7 +45,7 @@ class Retrieval:
         return report_label_sims[self.report_ids[neighbours]].mean(axis=1)
 
 
-_GRAM_IDS: dict = {}  # word or word pair -> int, shared by every candidate (a few thousand)
+_GRAM_IDS: dict = {}  # word or word pair -> int; bounded by the vocabulary of the reports compared
 
 
 @functools.lru_cache(maxsize=1024)
