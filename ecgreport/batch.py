@@ -439,23 +439,39 @@ def _pipeline(todo, spec, runner, sink, written, batch_size, beams, max_tokens, 
     # the model finishes (a shorter queue left the model waiting ~0.3 ms per record).
     # Memory: at most depth * max_windows windows of 12 x window_samples float32.
     depth = max(2 * workers, batch_size, math.ceil(2 * batch_size / spec.max_windows))
-    pending: list[_Prepared] = []
-    n_windows, not_processed = 0, 0
+    consumed = 0
+
+    def until_failure(prepared):
+        nonlocal consumed
+        for item in prepared:
+            consumed += 1
+            yield item
+            if fail_fast and item.windows is None:
+                prepared.close()  # stop reading ahead; the batch so far is still analysed
+                return
+
     with contextlib.closing(_read_ahead(lambda ref: _prepare(ref, spec), todo, workers,
                                         depth)) as prepared:
-        for i, item in enumerate(prepared):
-            size = 0 if item.windows is None else len(item.windows)
-            if pending and n_windows + size > batch_size:
-                _infer(pending, runner, beams, max_tokens, sink, written)
-                pending, n_windows = [], 0
-            pending.append(item)
-            n_windows += size
-            if fail_fast and item.windows is None:
-                not_processed = len(todo) - i - 1
-                break
-    if pending:
-        _infer(pending, runner, beams, max_tokens, sink, written)
-    return not_processed
+        for group in window_batches(until_failure(prepared), batch_size):
+            _infer(group, runner, beams, max_tokens, sink, written)
+    return len(todo) - consumed
+
+
+def window_batches(items, batch_size: int):
+    """Consecutive prepared records in model batches of at most ``batch_size`` windows:
+    whole records only (one with more windows is a batch of its own); failed records go
+    with the batch they fall in, to be listed in order."""
+    group: list[_Prepared] = []
+    n_windows = 0
+    for item in items:
+        size = 0 if item.windows is None else len(item.windows)
+        if group and n_windows + size > batch_size:
+            yield group
+            group, n_windows = [], 0
+        group.append(item)
+        n_windows += size
+    if group:
+        yield group
 
 
 def _infer(items: list[_Prepared], runner, beams: int, max_tokens: int, sink: BatchSink,

@@ -104,19 +104,11 @@ def _run_chunk(refs: list) -> tuple[list[dict], list, int, float]:
     """In a worker: one chunk of records -> (brief entries, rendered output lines, pid, peak
     RSS MiB). Records are grouped into model batches of at most ``batch_size`` windows
     exactly as in the one-process pipeline."""
-    from ecgreport.batch import _prepare as prepare, infer_entries
+    from ecgreport.batch import _prepare as prepare, infer_entries, window_batches
 
     st = _state
-    entries, group, n_windows = [], [], 0
-    for ref in refs:
-        item = prepare(ref, st.spec)
-        size = 0 if item.windows is None else len(item.windows)
-        if group and n_windows + size > st.batch_size:
-            entries += infer_entries(group, st.runner, st.beams, st.max_tokens, st.sink)
-            group, n_windows = [], 0
-        group.append(item)
-        n_windows += size
-    if group:
+    entries = []
+    for group in window_batches((prepare(ref, st.spec) for ref in refs), st.batch_size):
         entries += infer_entries(group, st.runner, st.beams, st.max_tokens, st.sink)
     brief = [{k: e[k] for k in ("record_id", "path", "status", "error")} for e in entries]
     return brief, st.sink.render(entries), os.getpid(), peak_rss_mib()
@@ -147,7 +139,9 @@ class WorkerPool:
                                    "(see above; --workers 1 runs without them)") from None
             ready.result()
         except BaseException:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # Wait for the workers to be gone: one still leaving its initializer could
+            # otherwise abort the shared barrier memory that a later pool reuses.
+            self._pool.shutdown(wait=True, cancel_futures=True)
             raise
 
     def __enter__(self) -> "WorkerPool":
@@ -161,6 +155,15 @@ class WorkerPool:
         """Process ``todo`` (record references) and write the results in order with the
         sink; ``written(brief_entries)`` after each chunk. Returns how many records were
         not processed (stopped by ``fail_fast``)."""
+        try:
+            return self._run(todo, written, fail_fast)
+        except BrokenProcessPool:  # from a result or from the next submit, whichever comes first
+            raise EcgReportError(
+                "a batch worker process died (killed for lack of memory?); the records "
+                "finished so far are saved: rerun with --resume, perhaps with fewer "
+                "--workers") from None
+
+    def _run(self, todo: list, written, fail_fast: bool) -> int:
         # Chunks of batch_size records, smaller for a short list so every worker gets some.
         chunk_size = max(1, min(self.batch_size, math.ceil(len(todo) / self.workers)))
         chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
@@ -170,13 +173,7 @@ class WorkerPool:
         done = 0
         while pending:
             size, future = pending.popleft()
-            try:
-                brief, rendered, pid, peak = future.result()
-            except BrokenProcessPool:
-                raise EcgReportError(
-                    "a batch worker process died (killed for lack of memory?); the records "
-                    "finished so far are saved: rerun with --resume, perhaps with fewer "
-                    "--workers") from None
+            brief, rendered, pid, peak = future.result()
             self.peaks[pid] = max(peak, self.peaks.get(pid, 0.0))
             for chunk in itertools.islice(rest, 1):
                 pending.append((len(chunk), self._pool.submit(_run_chunk, chunk)))
