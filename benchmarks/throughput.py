@@ -130,8 +130,10 @@ sys.exit(code)
 
 def run_cli_batch(folder: Path, out: Path, args, extra: tuple[str, ...] = ()) -> BatchRun:
     """``python -m ecgreport batch folder --out out`` in a child process: its wall time
-    (start-up included) and peak RSS."""
-    shutil.rmtree(out, ignore_errors=True)
+    (start-up included) and peak RSS. ``out`` must be new: outputs are deleted only after
+    all timings (see main), because deleting thousands of files keeps an ext4 disk busy
+    (journal, discard) into the next timed run: that is the benchmark's own cleanup, not
+    a cost of ecgreport."""
     cmd = [sys.executable, "-m", "ecgreport", "batch", str(folder), "--out", str(out),
            "--quiet", "--batch-size", str(args.batch_size), "--device", args.device, *extra]
     if args.model is not None:
@@ -509,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"repeat {repeat}/{args.repeats}: rdsamp loop")
             res.rows.setdefault("rdsamp", []).append(time_rdsamp(headers))
             log(f"repeat {repeat}/{args.repeats}: ecgreport batch")
-            run = run_cli_batch(folder, work / "out", args)
+            run = run_cli_batch(folder, work / f"out-{repeat}", args)
             res.rows.setdefault("batch", []).append(run.wall_s)
             res.batch_inner_s.append(run.inner_s)
             res.workers = run.workers
@@ -517,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
                 res.notes.append(f"ecgreport batch: {run.counts['failed']} record(s) failed")
             log(f"repeat {repeat}/{args.repeats}: ecgreport batch --workers 1")
             res.rows.setdefault("batch1", []).append(
-                run_cli_batch(folder, work / "out1", args, ("--workers", "1")).wall_s)
+                run_cli_batch(folder, work / f"out-{repeat}-workers1", args, ("--workers", "1")).wall_s)
             if torch_model is not None:
                 log(f"repeat {repeat}/{args.repeats}: PyTorch eager")
                 seconds, torch_ids = timed(torch_model, x, args.batch_size)

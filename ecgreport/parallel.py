@@ -1,9 +1,9 @@
 """`ecgreport batch` on several CPU cores: worker processes, each with a one-thread model.
 
 Each worker holds its own single-threaded onnxruntime session and runs whole chunks of
-``batch_size`` records: read, preprocess, encode, score, generate the report and format the
-output lines. The main process hands out the chunks, at most ``2 * workers`` ahead, and
-writes the results in record order: the same files as with one process, except that a
+``batch_size`` records: read, preprocess, encode, score, generate the report, write the
+report files and format the log lines. The main process hands out the chunks, at most
+``QUEUE_PER_WORKER * workers`` ahead, and appends the log lines in record order: the same files as with one process, except that a
 score's last printed digit can differ now and then (one-thread and multi-thread float sums
 round differently); repeated runs with workers are identical byte for byte (tested).
 
@@ -36,6 +36,7 @@ from ecgreport.errors import EcgReportError
 
 MAX_AUTO_WORKERS = 8   # each worker: ~230 MB resident, much of it shared with the main process
 STARTUP_TIMEOUT_S = 120
+QUEUE_PER_WORKER = 2   # chunks handed out ahead per worker
 
 _state: "_WorkerState | None" = None   # set in each worker by _start_worker
 
@@ -111,7 +112,10 @@ def _run_chunk(refs: list) -> tuple[list[dict], list, int, float]:
     for group in window_batches((prepare(ref, st.spec) for ref in refs), st.batch_size):
         entries += infer_entries(group, st.runner, st.beams, st.max_tokens, st.sink)
     brief = [{k: e[k] for k in ("record_id", "path", "status", "error")} for e in entries]
-    return brief, st.sink.render(entries), os.getpid(), peak_rss_mib()
+    rendered = st.sink.render(entries)
+    folders = st.sink.write_reports(rendered)  # here, so that the main process only appends
+    lines = [(jsonl, csv_line) for _, _, jsonl, csv_line in rendered]
+    return brief, (lines, folders), os.getpid(), peak_rss_mib()
 
 
 class WorkerPool:
@@ -169,24 +173,26 @@ class WorkerPool:
         chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
         rest = iter(chunks)
         pending = deque((len(c), self._pool.submit(_run_chunk, c))
-                        for c in itertools.islice(rest, 2 * self.workers))
+                        for c in itertools.islice(rest, QUEUE_PER_WORKER * self.workers))
         done = 0
         while pending:
             size, future = pending.popleft()
-            brief, rendered, pid, peak = future.result()
+            brief, (lines, folders), pid, peak = future.result()
             self.peaks[pid] = max(peak, self.peaks.get(pid, 0.0))
             for chunk in itertools.islice(rest, 1):
                 pending.append((len(chunk), self._pool.submit(_run_chunk, chunk)))
             if fail_fast:
                 bad = next((i for i, e in enumerate(brief) if e["status"] != "ok"), None)
                 if bad is not None:
-                    brief, rendered = brief[:bad + 1], rendered[:bad + 1]
-                    self.sink.write_rendered(rendered)
+                    # Reports the worker wrote for records after the failure stay unlisted,
+                    # as after an interruption; --resume redoes those records.
+                    brief, lines = brief[:bad + 1], lines[:bad + 1]
+                    self.sink.add_lines(lines, folders)
                     written(brief)
                     for _, later in pending:
                         later.cancel()
                     return len(todo) - done - len(brief)
-            self.sink.write_rendered(rendered)
+            self.sink.add_lines(lines, folders)
             written(brief)
             done += size
         return 0

@@ -95,3 +95,36 @@ def test_top_findings_follow_their_definition(tmp_path, top_k):
                                  for name, labels in label_sets.items()}
         for f in got["top_findings"]:
             assert f["description"] == ("ex" if (f["set"], f["label"]) == ("a", "x") else f["label"])
+
+
+def test_log_lines_follow_their_reports_at_each_flush(tmp_path, monkeypatch):
+    from ecgreport.outputs import sink as sink_module
+
+    synced = []
+    monkeypatch.setattr(writers, "sync_folders", lambda folders: synced.append(list(folders)))
+    monkeypatch.setattr(sink_module, "FLUSH_EVERY_S", 3600.0)
+    sink = sink_module.BatchSink(tmp_path, {"a": ["x"]}, {}, 1)
+    sink.open(resume=False, manifest_sha256="0" * 64)
+    entry = {"record_id": "r1", "path": "r1.hea", "status": "ok", "error": None, "fs_hz": 100.0,
+             "duration_s": 10.0, "leads_found": ["I"], "missing_leads": [], "n_windows": 1,
+             "window_s": 10.0, "window_starts_s": [0.0], "report_window_start_s": 0.0,
+             "warnings": [], "report": "sinus rhythm", "scores": {"a": {"x": 0.5}},
+             "top_findings": []}
+    sink.write([entry])
+    # The report is in place at once; its log lines wait for the flush, after the sync.
+    assert writers.report_path(tmp_path, "r1").is_file()
+    assert len((tmp_path / writers.RECORDS_JSONL).read_text().splitlines()) == 0
+    assert synced == []
+    sink.write([dict(entry, record_id="r2")])
+    sink.close()  # flushes: one sync of the reports' folder, then both logs
+    assert len(synced) == 1 and synced[0] == [writers.report_path(tmp_path, "r1").parent]
+    assert [e["record_id"] for e in writers.read_jsonl(tmp_path / writers.RECORDS_JSONL)] == ["r1", "r2"]
+    assert len((tmp_path / writers.DIAGNOSES_CSV).read_text().splitlines()) == 3  # header + 2
+
+    # A flush is due after FLUSH_EVERY_RECORDS lines even within the interval.
+    monkeypatch.setattr(sink_module, "FLUSH_EVERY_RECORDS", 1)
+    sink = sink_module.BatchSink(tmp_path / "b", {"a": ["x"]}, {}, 1)
+    sink.open(resume=False, manifest_sha256="0" * 64)
+    sink.write([entry])
+    assert len((tmp_path / "b" / writers.RECORDS_JSONL).read_text().splitlines()) == 1
+    sink.close()

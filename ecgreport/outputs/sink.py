@@ -1,9 +1,10 @@
 """The outputs of one batch run as they grow: reports first, then one append to each log.
 
-:class:`BatchSink` turns finished ``records.jsonl`` entries into files. A batch's reports
-are written (atomically) before its log lines, and the two logs get the batch in one
-append each with Ctrl-C held off in between, so a record listed as ``ok`` always has its
-report and ``diagnoses.csv`` never lags ``records.jsonl`` by half a batch.
+:class:`BatchSink` turns finished ``records.jsonl`` entries into files. Reports are
+written (atomically) as each batch arrives; their log lines follow once the reports are
+durable, about once a second (and at the end, or on Ctrl-C), the two logs getting them in
+one append each with Ctrl-C held off in between. So a record listed as ``ok`` always has
+its report, and ``diagnoses.csv`` never lags ``records.jsonl`` by half a batch.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
 from ecgreport.outputs import writers
+
+
+FLUSH_EVERY_S = 1.0          # log lines reach records.jsonl/diagnoses.csv at least this often
+FLUSH_EVERY_RECORDS = 2048   # or sooner, so that what waits in memory stays small
 
 
 class BatchSink:
@@ -38,6 +44,9 @@ class BatchSink:
                            np.concatenate([np.arange(n) for n in sizes] or [np.zeros(0)]).astype(np.int64))
         self._jsonl: writers.AppendLog | None = None
         self._csv: writers.AppendLog | None = None
+        self._unsynced: dict[str, Path] = {}       # folders of reports not flushed yet
+        self._pending: list[tuple[str, str]] = []  # their (jsonl, csv) lines
+        self._flushed_at = time.monotonic()
 
     def open(self, resume: bool, manifest_sha256: str) -> set[str]:
         """Start the logs; with ``resume``, keep the earlier run's ``ok`` records and
@@ -96,19 +105,55 @@ class BatchSink:
         self.write_rendered(self.render(entries))
 
     def write_rendered(self, rendered: list[tuple[Path | None, str | None, str, str]]) -> None:
-        """Write what :meth:`render` made: the reports (atomically), then one append to each
-        log with Ctrl-C held off in between."""
-        writers.atomic_write_many((path, text) for path, text, _, _ in rendered if path is not None)
-        jsonl_text = "".join(line for _, _, line, _ in rendered)
-        csv_text = "".join(line for _, _, _, line in rendered)
+        """Write what :meth:`render` made: the reports now (atomically), their log lines at
+        the next :meth:`flush`."""
+        self.add_lines([(jsonl, csv_line) for _, _, jsonl, csv_line in rendered],
+                       self.write_reports(rendered))
+
+    @staticmethod
+    def write_reports(rendered: list[tuple[Path | None, str | None, str, str]]) -> list[Path]:
+        """The report files of :meth:`render`'s output, each atomically, not yet flushed to
+        disk; returns the folders to flush (one per file system). Worker processes call it
+        for their own records, so the main process only appends the log lines."""
+        return writers.atomic_write_many(
+            ((path, text) for path, text, _, _ in rendered if path is not None), sync=False)
+
+    def add_lines(self, lines: list[tuple[str, str]], folders: list[Path]) -> None:
+        """Queue ``(records.jsonl line, diagnoses.csv line)`` pairs whose reports are written
+        in ``folders``; they reach the logs at the next :meth:`flush`, which comes once
+        ``FLUSH_EVERY_S`` has passed or ``FLUSH_EVERY_RECORDS`` wait (and at :meth:`close`)."""
+        self._unsynced.update((str(f), f) for f in folders)
+        self._pending += lines
+        if len(self._pending) >= FLUSH_EVERY_RECORDS or \
+                time.monotonic() - self._flushed_at >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make the reports written so far durable (one ``syncfs``), then append their lines
+        to both logs, one append each with Ctrl-C held off in between. A flush per batch
+        made the main process wait on the disk while the workers had results ready; a crash
+        loses at most the last second of log lines, whose records ``--resume`` redoes."""
+        if not self._pending:
+            return
+        writers.sync_folders(self._unsynced.values())
+        self._unsynced.clear()
+        jsonl_text = "".join(jsonl for jsonl, _ in self._pending)
+        csv_text = "".join(csv_line for _, csv_line in self._pending)
         with deferred_interrupt():
             self._jsonl.append(jsonl_text)
             self._csv.append(csv_text)
+        self._pending.clear()
+        self._flushed_at = time.monotonic()
 
     def close(self) -> None:
-        for log in (self._jsonl, self._csv):
-            if log is not None:
-                log.close()
+        try:
+            if self._jsonl is not None and self._csv is not None:
+                self.flush()
+        finally:
+            for log in (self._jsonl, self._csv):
+                if log is not None:
+                    log.close()
+            self._jsonl = self._csv = None
 
 
 def prepare_resume(out_dir: Path, columns: list[str], manifest_sha256: str) -> set[str]:

@@ -4,14 +4,16 @@ Every file is written so that a reader never sees half of it:
 
 * whole files (``run.json``, a rewritten log) go to a temporary file in the same folder,
   are fsynced, then renamed over the target (``os.replace`` is atomic on one file system);
-* a batch's reports (:func:`atomic_write_many`) are renamed into place the same way but
-  made durable together, with one ``syncfs`` of the output file system (Linux) rather
-  than one fsync each (an fsync costs ~4 ms on an ext4 disk, more than reading and
-  analysing the record). A crash can leave a report empty or missing only for a record
-  that the logs do not list yet;
-* ``diagnoses.csv`` and ``records.jsonl`` grow by whole batches: one ``write`` of
-  complete lines, then flush and fsync. A run killed mid-batch can leave at most one
-  partial last line, which :func:`read_jsonl` ignores and ``--resume`` rewrites away.
+* reports (:func:`atomic_write_many`) are renamed into place the same way but made
+  durable together, with one ``syncfs`` of the output file system (Linux) rather than
+  one fsync each (an fsync costs ~4 ms on an ext4 disk, more than reading and analysing
+  the record). A crash can leave a report empty or missing only for a record that the
+  logs do not list yet;
+* ``diagnoses.csv`` and ``records.jsonl`` grow by whole lines, appended only after the
+  reports they list are durable: one ``write`` of complete lines, then flush and fsync
+  (:class:`~ecgreport.outputs.sink.BatchSink` does this about once a second, not per
+  batch). A run killed mid-write can leave at most one partial last line, which
+  :func:`read_jsonl` ignores and ``--resume`` rewrites away.
 
 A ``records.jsonl`` line is the source of truth for a record; the CSV row and the report
 text are both derived from it (:func:`csv_row`, :func:`report_text`), so ``--resume`` and
@@ -91,14 +93,18 @@ def atomic_write_text(path: Path, text: str) -> None:
         f.write(text)
 
 
-def atomic_write_many(files: Iterable[tuple[Path, str]]) -> None:
-    """Write several ``(path, text)`` files atomically; all are durable once this returns.
+def atomic_write_many(files: Iterable[tuple[Path, str]], sync: bool = True) -> list[Path]:
+    """Write several ``(path, text)`` files atomically; with ``sync``, all are durable once
+    this returns.
 
     Each goes to a temporary file beside its target and is renamed over it; then one
     ``syncfs`` per file system flushes them all (data and renames together). Where
     ``syncfs`` is missing (not Linux), each file is fsynced before its rename, as
-    :func:`atomic_open` does. A crash before this returns can leave a target empty or
+    :func:`atomic_open` does. A crash before the sync can leave a target empty or
     missing, never holding part of its text.
+
+    Returns one folder per file system written to: without ``sync``, pass them to
+    :func:`sync_folders` later (one flush for many calls).
     """
     sync_fs = _syncfs()
     folder_of_device: dict[int, Path] = {}   # one folder per file system, to sync
@@ -111,8 +117,17 @@ def atomic_write_many(files: Iterable[tuple[Path, str]]) -> None:
             folder_of_device.setdefault(os.stat(path.parent).st_dev, path.parent)
         with _replacing(path, "utf-8", None, fsync=sync_fs is None) as f:
             f.write(text)
+    if sync:
+        sync_folders(folder_of_device.values())
+    return list(folder_of_device.values())
+
+
+def sync_folders(folders: Iterable[Path]) -> None:
+    """Flush the file systems holding ``folders`` (``syncfs``; nothing where it is missing,
+    since :func:`atomic_write_many` then fsyncs each file itself)."""
+    sync_fs = _syncfs()
     if sync_fs is not None:
-        for folder in folder_of_device.values():
+        for folder in folders:
             sync_fs(folder)
 
 
