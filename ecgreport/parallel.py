@@ -3,9 +3,10 @@
 Each worker holds its own single-threaded onnxruntime session and runs whole chunks of
 ``batch_size`` records: read, preprocess, encode, score, generate the report, write the
 report files and format the log lines. The main process hands out the chunks, at most
-``QUEUE_PER_WORKER * workers`` ahead, and appends the log lines in record order: the same files as with one process, except that a
-score's last printed digit can differ now and then (one-thread and multi-thread float sums
-round differently); repeated runs with workers are identical byte for byte (tested).
+``QUEUE_PER_WORKER * workers`` ahead, and appends the log lines in record order (see
+:class:`~ecgreport.outputs.sink.BatchSink`). The outputs are those of one process, except
+that a score's last printed digit can differ now and then (one-thread and multi-thread
+float sums round differently); repeated runs with workers are identical byte for byte.
 
 Why processes rather than onnxruntime's own threads: report generation is a loop of small
 decoder steps (a few 256-wide matrix products per token), where two intra-op threads were
@@ -101,10 +102,10 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _run_chunk(refs: list) -> tuple[list[dict], list, int, float]:
-    """In a worker: one chunk of records -> (brief entries, rendered output lines, pid, peak
-    RSS MiB). Records are grouped into model batches of at most ``batch_size`` windows
-    exactly as in the one-process pipeline."""
+def _run_chunk(refs: list) -> tuple[list[dict], tuple[list, list], int, float]:
+    """In a worker: one chunk of records -> (brief entries, (log lines, folders of the
+    reports written), pid, peak RSS MiB). Records are grouped into model batches of at
+    most ``batch_size`` windows exactly as in the one-process pipeline."""
     from ecgreport.batch import _prepare as prepare, infer_entries, window_batches
 
     st = _state
