@@ -123,7 +123,7 @@ def open_model(bundle_path: Path | None, device: str, workers: int = 1):
     """Load and verify a bundle (the packaged one if None); return ``(bundle, runner)``.
 
     ``runner`` is None when the records are to go to worker processes
-    (:mod:`ecgreport.parallel`): ``workers`` > 1 (0 = one per core) and the CPU provider.
+    (:mod:`ecgreport.parallel`): ``workers`` > 1 and the CPU provider.
     On a GPU the model runs in this process, with one session.
     """
     if bundle_path is not None and not Path(bundle_path).exists():
@@ -131,7 +131,6 @@ def open_model(bundle_path: Path | None, device: str, workers: int = 1):
     from ecgreport.onnx.runtime import ModelRunner, default_bundle_path, load_bundle
 
     bundle = load_bundle(Path(bundle_path) if bundle_path is not None else default_bundle_path())
-    workers = workers or parallel.auto_workers()
     if workers > 1 and parallel.can_fork() and choose_providers(device)[0][0] == "CPUExecutionProvider":
         return bundle, None
     return bundle, ModelRunner(bundle, device=device)
@@ -213,8 +212,9 @@ def run_batch(
     custom = _read_labels_csv(Path(labels_csv)) if labels_csv is not None else None
 
     runner_given = runner is not None
+    n_workers = workers or parallel.auto_workers()  # 0: one per core
     if runner is None:
-        bundle, runner = open_model(bundle_path, device, workers)
+        bundle, runner = open_model(bundle_path, device, n_workers)
     else:
         bundle = runner.bundle
     label_sets = {name: list(labels) for name, labels in bundle.label_sets.items()}
@@ -281,7 +281,7 @@ def run_batch(
         save_run_info()
         with contextlib.ExitStack() as stack:
             if runner is None and todo:  # forked before the progress bar starts its thread
-                n = min(workers or parallel.auto_workers(), len(todo))
+                n = min(n_workers, len(todo))
                 pool = stack.enter_context(parallel.WorkerPool(n, bundle, sink, spec, beams,
                                                                max_tokens, batch_size))
                 run_info["worker_processes"] = n

@@ -313,17 +313,7 @@ class ModelRunner:
         token = np.full(b, self._bos, np.int64)
         for _ in range(max_tokens - 1):
             logits, past = self._step(token, past, cross)
-            live = np.flatnonzero(alive)
-            for j in live:
-                bans = repeated_ngram_bans(out[rows[j]])
-                if bans:
-                    logits[j, bans] = -np.inf
-            token = logits.argmax(-1).astype(np.int64)
-            for j in live:
-                if token[j] == self._eos:
-                    alive[j] = False
-                else:
-                    out[rows[j]].append(int(token[j]))
+            token = self._next_tokens(logits, np.flatnonzero(alive), [out[r] for r in rows], alive)
             if not alive.any():
                 break
             token[~alive] = self._eos  # finished rows idle until the next compaction
@@ -355,7 +345,7 @@ class ModelRunner:
                  for c in enc.cross]
         past = [ort.OrtValue.ortvalue_from_numpy(p, self._device, 0) for p in self._empty_past(b)]
         token = np.full(b, self._bos, np.int64)
-        done = np.zeros(b, dtype=bool)
+        alive = np.ones(b, dtype=bool)
         new_names = [o.name for o in self._dec.get_outputs()[1:]]
         for _ in range(max_tokens - 1):
             io = self._dec.io_binding()
@@ -369,21 +359,28 @@ class ModelRunner:
                 io.bind_output(name, self._device)
             self._dec.run_with_iobinding(io)
             logits, *past = io.get_outputs()
-            logits = logits.numpy()
-            for row in np.flatnonzero(~done):
-                bans = repeated_ngram_bans(out[row])
-                if bans:
-                    logits[row, bans] = -np.inf
-            token = logits.argmax(-1).astype(np.int64)
-            for row in np.flatnonzero(~done):
-                if token[row] == self._eos:
-                    done[row] = True
-                else:
-                    out[row].append(int(token[row]))
-            if done.all():
+            token = self._next_tokens(logits.numpy(), np.flatnonzero(alive), out, alive)
+            if not alive.any():
                 break
-            token[done] = self._eos
+            token[~alive] = self._eos
         return out
+
+    def _next_tokens(self, logits: np.ndarray, live: np.ndarray, seqs: list[list[int]],
+                     alive: np.ndarray) -> np.ndarray:
+        """One greedy step for the batch positions ``live``: ban tokens that would repeat a
+        trigram of the position's sequence ``seqs[j]``, take the argmax, append it to the
+        sequence or, for <eos>, mark the position finished in ``alive``. Returns the tokens."""
+        for j in live:
+            bans = repeated_ngram_bans(seqs[j])
+            if bans:
+                logits[j, bans] = -np.inf
+        token = logits.argmax(-1).astype(np.int64)
+        for j in live:
+            if token[j] == self._eos:
+                alive[j] = False
+            else:
+                seqs[j].append(int(token[j]))
+        return token
 
     def _beam_search(self, enc: Encoded, max_tokens: int, beams: int, alpha: float = 0.7) -> list[int]:
         """Beam search for one window; scores are length-normalised log-probabilities."""
