@@ -38,7 +38,6 @@ the shards' folders with ``python -m ecgreport.outputs.merge OUT1 OUT2 ... --int
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import logging
 import math
@@ -58,7 +57,8 @@ from rich.markup import escape
 from rich.text import Text
 
 from ecgreport import __version__, parallel
-from ecgreport.errors import BundleError, EcgReportError, ExitCode, RecordError
+from ecgreport.errors import BundleError, EcgReportError, ExitCode, RecordError, UsageError
+from ecgreport.labelsets import read_labels_csv
 from ecgreport.leads import STANDARD_LEADS
 from ecgreport.onnx.runtime import add_label_set, choose_providers
 from ecgreport.outputs import writers
@@ -71,10 +71,6 @@ logger = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 CUSTOM_SET = "custom"
 MAX_FAILURES_KEPT = 100
-
-
-class UsageError(EcgReportError):
-    """The arguments cannot work as given (exit code 2); the message says what to change."""
 
 
 @dataclass
@@ -209,7 +205,7 @@ def run_batch(
         raise UsageError(
             f"{out_dir} already holds the outputs of a batch run ({', '.join(present)}): "
             "add --resume to continue that run, or --overwrite to replace its outputs")
-    custom = _read_labels_csv(Path(labels_csv)) if labels_csv is not None else None
+    custom = read_labels_csv(labels_csv) if labels_csv is not None else None  # {label: prompts}
 
     runner_given = runner is not None
     n_workers = workers or parallel.auto_workers()  # 0: one per core
@@ -223,14 +219,16 @@ def run_batch(
         if CUSTOM_SET in label_sets:
             raise UsageError(f"the bundle already has a label set named {CUSTOM_SET!r}")
         try:
+            names, prompts = list(custom), list(custom.values())
+            descriptions_custom = [p[0] for p in prompts]
             if runner is not None:
-                runner.add_label_set(CUSTOM_SET, list(custom), list(custom.values()))
+                runner.add_label_set(CUSTOM_SET, names, descriptions_custom, prompts)
             else:  # the workers, forked later, inherit the bundle with the new set
-                add_label_set(bundle, CUSTOM_SET, list(custom), list(custom.values()))
+                add_label_set(bundle, CUSTOM_SET, names, descriptions_custom, prompts)
         except RuntimeError as err:
             raise EcgReportError(f"--labels needs the text model: {err}") from err
         label_sets[CUSTOM_SET] = list(custom)
-        descriptions[CUSTOM_SET] = dict(custom)
+        descriptions[CUSTOM_SET] = dict(zip(names, descriptions_custom))
     if runner is not None:
         summary.provider = str(getattr(runner, "provider", ""))
         note = getattr(runner, "note", None)  # e.g. "--device cuda: ...; running on the CPU"
@@ -556,27 +554,6 @@ def _check_arguments(device, batch_size, max_windows, min_seconds, top_k, beams,
         raise UsageError("--resume and --overwrite exclude each other: choose one")
     if shard is not None and not 1 <= shard[0] <= shard[1]:
         raise UsageError(f"shard K/N needs 1 <= K <= N, got {shard[0]}/{shard[1]}")
-
-
-def _read_labels_csv(path: Path) -> dict[str, str]:
-    """``label,description`` rows -> {label: description} (a header row is skipped; an
-    empty description is the label itself)."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read --labels file {path}: {err}") from None
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["label", "description"]:
-        rows = rows[1:]
-    labels: dict[str, str] = {}
-    for row in rows:
-        label = row[0].strip()
-        if label in labels:
-            raise UsageError(f"--labels file {path}: label {label!r} appears twice")
-        labels[label] = row[1].strip() if len(row) > 1 and row[1].strip() else label
-    if not labels:
-        raise UsageError(f"--labels file {path} has no labels (expected rows: label,description)")
-    return labels
 
 
 def _printable(text: str) -> str:

@@ -100,10 +100,11 @@ class FakeRunner:
         np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
         return {name: embedding @ vectors.T for name, vectors in self.label_vectors.items()}
 
-    def add_label_set(self, name: str, labels: list[str], descriptions: list[str]) -> None:
+    def add_label_set(self, name: str, labels: list[str], descriptions: list[str],
+                      prompts: list[list[str]] | None = None) -> None:
         if not self.text_model:
             raise RuntimeError("the text model is not installed: pip install ecgreport[train]")
-        self.added[name] = (labels, descriptions)
+        self.added[name] = (labels, descriptions, prompts)
         rng = np.random.default_rng(1)
         self.label_vectors[name] = _unit(rng.normal(size=(len(labels), DIM)))
 
@@ -453,10 +454,11 @@ def test_header_comments_not_copied_unless_asked(tmp_path):
 def test_custom_labels(tmp_path):
     twelve_lead(tmp_path / "in", "r")
     labels = tmp_path / "labels.csv"
-    labels.write_text("label,description\nLVH,left ventricular hypertrophy\nBRADY,\n")
+    labels.write_text("label,description,prompt\nLVH,left ventricular hypertrophy,lvh\nBRADY,bradycardia\n")
     runner = FakeRunner()
     run(tmp_path / "in", tmp_path / "out", runner, labels_csv=labels)
-    assert runner.added["custom"] == (["LVH", "BRADY"], ["left ventricular hypertrophy", "BRADY"])
+    assert runner.added["custom"] == (["LVH", "BRADY"], ["left ventricular hypertrophy", "bradycardia"],
+                                      [["left ventricular hypertrophy", "lvh"], ["bradycardia"]])
     rows, header, entries, run_json = read_outputs(tmp_path / "out")
     assert header[-4:] == ["custom:LVH", "custom:BRADY", "top_findings", "error"]
     assert set(entries[0]["scores"]["custom"]) == {"LVH", "BRADY"}
@@ -466,7 +468,7 @@ def test_custom_labels(tmp_path):
 def test_custom_labels_without_text_model(tmp_path):
     twelve_lead(tmp_path / "in", "r")
     labels = tmp_path / "labels.csv"
-    labels.write_text("LVH,left ventricular hypertrophy\n")
+    labels.write_text("label,description\nLVH,left ventricular hypertrophy\n")
     with pytest.raises(EcgReportError, match=r"pip install ecgreport\[train\]"):
         run(tmp_path / "in", tmp_path / "out", FakeRunner(text_model=False), labels_csv=labels)
     with pytest.raises(UsageError, match="no labels"):
