@@ -57,7 +57,8 @@ from rich.markup import escape
 from rich.text import Text
 
 from ecgreport import __version__, parallel
-from ecgreport.errors import BundleError, EcgReportError, ExitCode, RecordError, UsageError
+from ecgreport.errors import (BundleError, EcgReportError, ExitCode, RecordError, UsageError,
+                              check_output_folder)
 from ecgreport.labelsets import read_labels_csv
 from ecgreport.leads import STANDARD_LEADS
 from ecgreport.onnx.runtime import add_label_set, choose_providers
@@ -190,6 +191,8 @@ def run_batch(
     }
     _check_arguments(device, batch_size, max_windows, min_seconds, top_k, beams, max_tokens,
                      resume, overwrite, shard, workers)
+    check_output_folder(out_dir)
+    custom = read_labels_csv(labels_csv) if labels_csv is not None else None  # {label: prompts}
     try:
         refs = find_records(folder)
     except FileNotFoundError as err:
@@ -205,7 +208,6 @@ def run_batch(
         raise UsageError(
             f"{out_dir} already holds the outputs of a batch run ({', '.join(present)}): "
             "add --resume to continue that run, or --overwrite to replace its outputs")
-    custom = read_labels_csv(labels_csv) if labels_csv is not None else None  # {label: prompts}
 
     runner_given = runner is not None
     n_workers = workers or parallel.auto_workers()  # 0: one per core

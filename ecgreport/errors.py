@@ -31,8 +31,11 @@ class EcgReportError(Exception):
     exit_code = ExitCode.FATAL
 
 
-class UsageError(EcgReportError):
-    """The arguments cannot work as given (exit 2); the message says what to change."""
+class UsageError(EcgReportError, ValueError):
+    """The arguments cannot work as given (exit 2); the message says what to change.
+
+    Also a ValueError, so library callers that catch ValueError for a bad argument keep
+    working."""
 
     exit_code = ExitCode.USAGE
 
@@ -68,6 +71,16 @@ class MissingExtraError(EcgReportError):
         """``what`` needs the `train` extra (torch, transformers, ...)."""
         detail = f" ({err})" if err is not None else ""
         return cls(f'{what} needs the train extra: pip install "ecgreport[train]"{detail}')
+
+
+def check_output_folder(path, option: str = "--out") -> None:
+    """Raise UsageError if ``path`` exists and is not a folder (outputs go into a folder)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a folder: name a new or existing "
+                         "folder for the outputs")
 
 
 def exit_code_for(err: BaseException) -> ExitCode:
