@@ -111,6 +111,9 @@ def parse_shard(text: str) -> tuple[int, int]:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
         raise UsageError(f"--shard must look like K/N (e.g. 1/4), got {text!r}") from None
+    if k == 0 and n > 0:  # a 0-based array index passed as is
+        raise UsageError(f"--shard K/N counts K from 1, got {text!r}: for a 0-based index "
+                         "(SLURM_ARRAY_TASK_ID) pass $((INDEX+1))/N")
     if not 1 <= k <= n:
         raise UsageError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
     return k, n

@@ -453,3 +453,30 @@ def test_the_text_models_progress_bars_never_show(tmp_path):
                             cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Loading weights" not in result.stderr and "it/s" not in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------- README
+
+
+def test_readme_exit_code_table_is_the_one_in_errors():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Exit codes"):readme.index("### Many machines")]
+    codes = [int(line.split("|")[1]) for line in section.splitlines()
+             if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert codes == [int(code) for code in ExitCode]
+
+
+def test_readme_slurm_example_works_for_0_based_array_ids():
+    from ecgreport.batch import UsageError, parse_shard
+
+    readme = (REPO / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("ecgreport batch") and "SLURM" in ln)
+    shard_arg = line.split("--shard ", 1)[1].split()[0]
+    shards = set()
+    for task_id in range(4):  # sbatch --array=0-3
+        expanded = subprocess.run(["bash", "-c", f"echo {shard_arg}"], capture_output=True, text=True,
+                                  env={"SLURM_ARRAY_TASK_ID": str(task_id)}, check=True).stdout.strip()
+        shards.add(parse_shard(expanded))
+    assert shards == {(1, 4), (2, 4), (3, 4), (4, 4)}
+    with pytest.raises(UsageError, match=r"counts K from 1.*\$\(\(INDEX\+1\)\)/N"):
+        parse_shard("0/4")

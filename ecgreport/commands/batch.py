@@ -47,8 +47,9 @@ def batch(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier outputs in --out."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad record."),
     shard: Optional[str] = typer.Option(
-        None, "--shard", metavar="K/N", help="Process only shard K of N (record i of the "
-        "sorted list goes to shard i % N + 1).", show_default=False),
+        None, "--shard", metavar="K/N", help="Process only shard K of N, K from 1 (record i "
+        "of the sorted list goes to shard i % N + 1). For a 0-based SLURM array index: "
+        "--shard $((SLURM_ARRAY_TASK_ID+1))/N.", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, per-record "
                                "messages or summary on stderr (errors still show)."),
     include_header_comments: bool = typer.Option(
