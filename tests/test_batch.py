@@ -245,7 +245,7 @@ def test_bad_inputs_do_not_stop_the_batch(tmp_path):
                       "g_empty": "failed", "h_caf\\xe9": "ok"}
     errors = {e["record_id"]: e["error"] for e in entries}
     assert "b_truncated.hea: signal file b_truncated.dat is truncated" in errors["b_truncated"]
-    assert errors["c_junk"].startswith("c_junk.hea: cannot parse header")
+    assert errors["c_junk"].startswith("c_junk.hea: header line 1 (record line): number of signals")
     assert errors["e_two_seconds"] == ("e_two_seconds.hea: record too short: 2.00 s, "
                                        "the minimum is 5 s")
     assert errors["f_all_nan"].startswith("f_all_nan.hea: ")
