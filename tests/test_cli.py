@@ -444,6 +444,14 @@ def test_the_same_error_has_the_same_code_in_evaluate_and_export(tmp_path, monke
         assert result.exit_code == ExitCode.USAGE, result.output
 
 
+def test_a_file_that_is_not_a_checkpoint_is_one_line_exit_5(tmp_path):
+    pytest.importorskip("torch")
+    result = invoke("export-onnx", _touch(tmp_path / "best.pt"), "--out", tmp_path / "bundle")
+    assert result.exit_code == ExitCode.BAD_BUNDLE, result.output
+    assert "best.pt: not a readable training checkpoint" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
 def test_the_text_models_progress_bars_never_show(tmp_path):
     """`Loading weights: 100%|...` from transformers appeared on stderr with --labels."""
     pytest.importorskip("transformers")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from ecgreport.errors import MissingExtraError, check_output_folder
+from ecgreport.errors import BundleError, MissingExtraError, check_output_folder
 from ecgreport.labelsets import read_labels_csv
 
 
@@ -104,7 +104,13 @@ def export_onnx(
         from ecgreport.onnx.export import export_bundle
     except ImportError as err:
         raise MissingExtraError.train("export-onnx", err) from None
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - pickle and zip errors of every kind
+        raise BundleError(f"{checkpoint}: not a readable training checkpoint "
+                          f"({type(err).__name__}); give RUN/best.pt of `ecgreport train`") from None
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt:
+        raise BundleError(f"{checkpoint}: not an ecgreport training checkpoint (no model_config)")
     data_dir = Path(ckpt.get("config", {}).get("data", "") or ".")
     if scp_statements is None and (data_dir / "scp_statements.csv").is_file():
         scp_statements = data_dir / "scp_statements.csv"
