@@ -1,4 +1,4 @@
-"""`ecgreport evaluate`: report quality and zero-shot detection on PTB-XL, with baselines."""
+"""`ecgreport evaluate`: report quality and zero-shot detection on a dataset (PTB-XL or your own), with baselines."""
 
 from __future__ import annotations
 
@@ -8,39 +8,53 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from ecgreport.commands.train import _folds
 from ecgreport.errors import BundleError, DataError, ExitCode
+
+
+def _where(res: dict) -> str:
+    if res.get("is_ptbxl", True):
+        return f"PTB-XL folds {res['folds']}"
+    return f"{res.get('data_name', 'dataset')} split {', '.join(res['folds'])}"
 
 
 def _print_tables(res: dict) -> None:
     out = Console()
     for method, zs in res.get("zero_shot", {}).items():
         default = ", the bundle's default" if method == res.get("zero_shot_default") else ""
-        t = Table(title=f"Zero-shot detection, {method} scoring{default}; PTB-XL folds {res['folds']} (macro AUC; chance 0.5)")
+        t = Table(title=escape(f"Zero-shot detection, {method} scoring{default}; {_where(res)} (macro AUC; chance 0.5)"))
         for col in ("task", "classes", "records", "macro AUC", "95% CI"):
             t.add_column(col)
         for task, z in zs.items():
-            t.add_row(task, str(z["n_classes"]), str(z["n_records"]), f"{z['macro_auc']:.3f}",
+            t.add_row(escape(task), str(z["n_classes"]), str(z["n_records"]), f"{z['macro_auc']:.3f}",
                       f"{z['ci95'][0]:.3f}-{z['ci95'][1]:.3f}")
         out.print(t)
     rg = res.get("report_generation")
     if rg:
         metrics = list(next(iter(rg.values())).keys())
-        t = Table(title=f"Report generation ({res['n_with_reference']} records with an English reference)")
+        t = Table(title=f"Report generation ({res['n_with_reference']} records with a reference report)")
         t.add_column("system")
         for m in metrics:
             t.add_column(m)
         for name, m in rg.items():
             t.add_row(name, *(f"{m[k]:.3f}" for k in metrics))
         out.print(t)
-        t = Table(title="Clinical correctness: SCP statements in the report vs scp_codes")
+    tables = [("Clinical correctness: SCP statements in the report vs scp_codes", res.get("clinical_statements"))]
+    tables += [(f"Labels of set {name} written in the report vs the truth table", systems)
+               for name, systems in res.get("report_labels", {}).items()]
+    for title, systems in tables:
+        if not systems:
+            continue
+        t = Table(title=escape(title))
         for col in ("system", "micro P", "micro R", "micro F1", "macro F1"):
             t.add_column(col)
-        for name, s in res["clinical_statements"].items():
+        for name, s in systems.items():
             t.add_row(name, *(f"{s[k]:.3f}" for k in ("micro_precision", "micro_recall", "micro_f1", "macro_f1")))
         out.print(t)
+    if not res.get("quoted_literature"):
+        return
     q = Table(title="Quoted from the literature (not measured here)")
     q.add_column("measure")
     q.add_column("system")
@@ -51,11 +65,24 @@ def _print_tables(res: dict) -> None:
     out.print(q)
 
 
+def _truth_option(texts: list[str]) -> dict:
+    """['name=file.csv', ...] -> {name: Path}; a file alone is named by its stem."""
+    out = {}
+    for text in texts:
+        name, sep, path = text.partition("=")
+        name, path = (name.strip(), Path(path)) if sep else (Path(text).stem, Path(text))
+        if not path.is_file():
+            raise typer.BadParameter(f"{path}: no such file", param_hint="--truth")
+        out[name] = path
+    return out
+
+
 def evaluate(
-    data: Path = typer.Option(..., "--data", "-d", help="PTB-XL folder (PhysioNet layout, with reports_en.csv).", exists=True, file_okay=False),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (format: ecgreport train --help), e.g. PTB-XL's.", exists=True, file_okay=False),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX bundle folder or training checkpoint (.pt); default: the bundled model."),
-    folds: str = typer.Option("10", help="Folds to evaluate on (PTB-XL strat_fold)."),
-    train_folds: str = typer.Option("1-8", help="Folds the baselines draw reports from."),
+    split: str = typer.Option("", "--split", "--folds", help="Values of the split column to measure on; default: test (PTB-XL: fold 10)."),
+    train_split: str = typer.Option("", "--train-split", "--train-folds", help="Split the retrieval baselines draw reports from; default: train (PTB-XL: folds 1-8)."),
+    truth: list[str] = typer.Option([], "--truth", help="Truth table NAME=FILE.csv: record_id and one 0/1 column per label of the bundle's label set NAME (a FILE alone: NAME is its stem); repeat for several. Default: DATA/truth/*.csv."),
     limit: int = typer.Option(0, help="At most this many records per split (quick runs); 0 = all."),
     beams: int = typer.Option(1, help="Beam width for report generation (1 = greedy)."),
     bootstrap: int = typer.Option(1000, help="Bootstrap resamples for the AUC confidence intervals (0 = none)."),
@@ -66,13 +93,17 @@ def evaluate(
     markdown: Optional[Path] = typer.Option(None, "--markdown", help="Write the tables as Markdown here."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Measure a model on PTB-XL: report metrics (BLEU, METEOR, ROUGE-L, CIDEr; pycocoevalcap),
-    clinical statement F1, and zero-shot macro AUC with bootstrap intervals, beside the
-    retrieval and most-frequent-report baselines, all in one run.
+    """Measure a model on a dataset: report metrics against its reports (BLEU, METEOR,
+    ROUGE-L, CIDEr; pycocoevalcap) beside the retrieval and most-frequent-report baselines;
+    zero-shot macro AUC with bootstrap intervals, and F1 of the labels written in the
+    reports, for every label set with a truth table (--truth); on PTB-XL also its four
+    benchmark tasks and SCP statement F1, all in one run.
 
-    Example:
+    Examples:
 
         ecgreport evaluate --data /data/ptb-xl --json results.json
+
+        ecgreport evaluate --data ludb-ds --model ludb-bundle --truth ludb=ludb-ds/truth/ludb.csv
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -81,8 +112,8 @@ def evaluate(
 
     console = Console(stderr=True, quiet=quiet)
     errors = Console(stderr=True)  # failures are reported even with --quiet
-    opts = EvalOptions(folds=_folds(folds), train_folds=_folds(train_folds), limit=limit, beams=beams,
-                       bootstrap=bootstrap, seed=seed, reports=reports)
+    opts = EvalOptions(split=tuple(split.split(",")) if split else (), train_split=tuple(train_split.split(",")) if train_split else (),
+                       truth=_truth_option(truth), limit=limit, beams=beams, bootstrap=bootstrap, seed=seed, reports=reports)
     model = model or default_bundle_path()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=console, transient=True, disable=quiet)
@@ -90,17 +121,17 @@ def evaluate(
         with progress:
             res = run_eval(model, data, opts, device=device, progress=progress)
     except BundleError as err:
-        errors.print(f"[red]{err}")
+        errors.print(str(err), style="red", markup=False)
         raise typer.Exit(ExitCode.BAD_BUNDLE)
     except DataError as err:
-        errors.print(f"[red]{err}")
+        errors.print(str(err), style="red", markup=False)
         raise typer.Exit(ExitCode.FATAL)
     except ValueError as err:
-        errors.print(f"[red]{err}")
+        errors.print(str(err), style="red", markup=False)
         raise typer.Exit(ExitCode.USAGE)
     _print_tables(res)
     if json_out:
         json_out.write_text(json.dumps(res, indent=2, default=float) + "\n")
     if markdown:
         markdown.write_text(to_markdown(res))
-    console.print(f"evaluated {res['n_records']} records in {res['seconds']:.0f} s")
+    console.print(f"evaluated {res['n_records']} records in {res['seconds']:.0f} s", markup=False)
