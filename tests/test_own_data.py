@@ -212,3 +212,37 @@ def test_string_ids_and_one_file_column_at_any_rate(tmp_path):
     assert got.reports == ["atrial fibrillation.", "sinus rhythm."]
     assert got.signals.shape == (2, 12, 1000)
     np.testing.assert_allclose(got.signals[0], got.signals[1])  # same signal, either path form
+
+
+def test_build_from_a_reports_csv_keeps_each_patient_in_one_split(tmp_path):
+    ids = make_source(tmp_path / "ecgs", n=12)
+    table = tmp_path / "reports.csv"
+    with table.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["record_id", "report", "patient_id"])
+        for i, rid in enumerate(ids):
+            w.writerow([rid.split("/")[1] if i % 3 == 0 else rid, f"report {i}", f"p{i // 3}"])  # file name alone works too
+    result = invoke(["dataset", "build", tmp_path / "ecgs", "--out", tmp_path / "ds", "--reports", table, "--split", "2/1/1"])
+    assert result.exit_code == 0, result.output
+    db = rows(tmp_path / "ds" / "database.csv")
+    by_patient: dict = {}
+    for r in db:
+        by_patient.setdefault(r["patient_id"], set()).add(r["split"])
+    assert len(by_patient) == 4 and all(len(s) == 1 for s in by_patient.values())
+    assert sorted(s.pop() for s in by_patient.values()) == ["test", "train", "train", "val"]
+    assert len(rows(tmp_path / "ds" / "reports.csv")) == 12
+    refused = invoke(["dataset", "build", tmp_path / "ecgs", "--out", tmp_path / "ds"])
+    assert refused.exit_code == 1 and "--force" in refused.output
+
+
+def test_report_field_rule():
+    from ecgreport.dataset.build import report_from_comments
+
+    comments = ["<age>: 51", "<diagnoses>:", "Rhythm: Sinus bradycardia.", "Left ventricular hypertrophy.",
+                "<sex>: F", "Dx: 426177001", "Extra note."]
+    assert report_from_comments(comments) == ("Rhythm: Sinus bradycardia. Left ventricular hypertrophy. "
+                                              "Dx: 426177001 Extra note.")
+    # a named field runs to the next <field>: its plain 'Key: value' lines are report text
+    assert report_from_comments(comments, "diagnoses") == "Rhythm: Sinus bradycardia. Left ventricular hypertrophy."
+    assert report_from_comments(comments, "Dx") == "426177001 Extra note."
+    assert report_from_comments(comments, "age") == "51"

@@ -358,9 +358,9 @@ def to_markdown(res: dict, title: str = "ecgreport evaluation") -> str:
         for task, z in zs.items():
             lines.append(f"| {task} | {z['n_classes']} | {z['n_records']} | {_f(z['macro_auc'])} | "
                          f"{_f(z['ci95'][0])}-{_f(z['ci95'][1])} |")
-        sup = zs.get("superclass")
-        if sup:
-            lines += ["", "Superclass per class: " + ", ".join(f"{k} {_f(v)}" for k, v in sup["per_class"].items())]
+        for task, z in zs.items():
+            if task == "superclass" or task not in TASKS:  # PTB-XL's superclasses and every truth-table set
+                lines += ["", f"{task} per class: " + ", ".join(f"{k} {_f(v)}" for k, v in z["per_class"].items())]
         lines.append("")
     if res.get("report_generation"):
         metrics = [m for m in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
