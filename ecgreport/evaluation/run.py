@@ -87,7 +87,7 @@ class _CheckpointPredictor:
     def __init__(self, path: Path, device: str):
         import torch
 
-        from ecgreport.onnx.export import load_checkpoint
+        from ecgreport.training.checkpoint import load_checkpoint
 
         self.torch = torch
         self.model, self.tokenizer, self.ckpt = load_checkpoint(path)

@@ -149,7 +149,9 @@ def export_bundle(
 ) -> dict:
     """Write a bundle to out_dir (replacing it only once the new one passed its checks).
 
-    Label sets: `label_sets` ({name: labels}) and PTB-XL's from `scp_statements`. The folder is created following the umask.
+    Label sets: `label_sets` ({name: labels}) and PTB-XL's from `scp_statements`. Retrieval
+    data: the training split of `retrieval_data` (a dataset folder). The folder is created
+    with the mode the umask gives any new folder.
     """
     from ecgreport.model.text_encoder import TextEncoder
 
