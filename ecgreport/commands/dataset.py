@@ -35,11 +35,9 @@ def build(
     force: bool = typer.Option(False, "--force", help="Replace a dataset already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
 ) -> None:
-    """Walk FOLDER's WFDB records and write a dataset: one row per record (its header's
-    path, sampling rate, split) and its report.
+    """Write a dataset (database.csv, reports.csv) from a folder of WFDB records.
 
-    Reports come from --reports, or from the header comments: every comment line that is
-    not a '<field>: value' line, joined with spaces (LUDB: the diagnoses).
+    One row per record: its header's path, sampling rate and split, and its report. Reports come from --reports, or from the header comments: every comment line that is not a '<field>: value' line, joined with spaces (LUDB: the diagnoses).
 
     Example:
 
@@ -68,8 +66,9 @@ def check(
     data: Path = typer.Argument(..., help="Dataset folder."),
     headers: int = typer.Option(20, help="Also read this many records' headers (0: only check that files exist)."),
 ) -> None:
-    """Say what a dataset folder holds and what is missing, in one screen. Exit 0 when
-    `ecgreport train --data DATA` can run, 1 otherwise.
+    """Say what a dataset holds and what is missing, in one screen.
+
+    Exit 0 when `ecgreport train --data DATA` can run, 1 otherwise.
 
     Example:
 
@@ -94,9 +93,9 @@ def truth(
     labels: str = typer.Option(..., "--labels", help="NAME=FILE.csv: a label set (label,description[,more prompts])."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Truth table to write; default: DATA/truth/NAME.csv."),
 ) -> None:
-    """Write a truth table for `evaluate --truth` from the dataset's own reports: a record
-    has a label when its report contains the label's description or one of its prompts
-    (whole words, any case). For data whose reports are diagnoses (LUDB).
+    """Write a truth table for `evaluate --truth` from the dataset's own reports.
+
+    A record has a label when its report contains the label's description or one of its prompts (whole words, any case). For data whose reports are diagnoses (LUDB).
 
     Example:
 
