@@ -246,3 +246,31 @@ def test_report_field_rule():
     assert report_from_comments(comments, "diagnoses") == "Rhythm: Sinus bradycardia. Left ventricular hypertrophy."
     assert report_from_comments(comments, "Dx") == "426177001 Extra note."
     assert report_from_comments(comments, "age") == "51"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("record_id,SR,AFIB\nr1,1,0\nr2,1,yes\n", "line 3"),
+    ("record_id,SR,XYZ\nr1,1,0\n", "XYZ"),
+    ("id,SR\nr1,1\n", "first column must be record_id"),
+    ("record_id,SR\n", "no records"),
+])
+def test_truth_table_errors_name_the_problem(tmp_path, text, expected):
+    from ecgreport.errors import DataError
+    from ecgreport.evaluation.truth import read_truth
+
+    path = tmp_path / "truth.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=expected):
+        read_truth(path, ["SR", "AFIB", "LAD"], "syn")
+    with pytest.raises(DataError, match="no label set 'other'"):
+        read_truth(path, None, "other")
+
+
+def test_truth_table_reads_ids_and_classes(tmp_path):
+    from ecgreport.evaluation.truth import read_truth
+
+    path = tmp_path / "truth.csv"
+    path.write_text("record_id,LAD,SR\npatient 7/ecg x,1,0\nABC-1,0,1\n")
+    ids, classes, y = read_truth(path, ["SR", "AFIB", "LAD"], "syn")
+    assert ids == ["patient 7/ecg x", "ABC-1"] and classes == ["LAD", "SR"]
+    np.testing.assert_array_equal(y, [[True, False], [False, True]])

@@ -30,7 +30,7 @@ class ECGTextSet:
     record_ids: np.ndarray    # (N,) str
     splits: np.ndarray        # (N,) str, the split column's value
     signals: np.ndarray
-    reports: list[str]          # normalised English report per record
+    reports: list[str]          # normalised report per record ("" when none, evaluation only)
     report_ids: np.ndarray      # (N,) index into `unique_reports`, equal for identical text
     unique_reports: list[str]
 
