@@ -424,3 +424,30 @@ def test_relative_data_path_is_stored_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg, _ = resolve_data(TrainConfig(data="data", train_split="1-8", val_split="9"))
     assert Path(cfg.data).is_absolute() and Path(cfg.data) == (tmp_path / "data").resolve()
+
+
+PTBXL_FULL = Path(__file__).resolve().parents[2] / "data" / "ptb-xl"
+
+
+@pytest.mark.skipif(not (PTBXL_FULL / "ptbxl_database.csv").is_file(), reason=f"no PTB-XL at {PTBXL_FULL}")
+def test_ptbxl_is_read_as_one_instance_of_the_dataset_format():
+    """The training records and reports of PTB-XL, read the PTB-XL way (ecg_id, strat_fold,
+    reports_en.csv) by hand here, equal what the dataset reader selects; the only records
+    dropped are those whose English translation is empty."""
+    from ecgreport.dataset.format import open_dataset
+    from ecgreport.reports import normalise_report
+
+    with (PTBXL_FULL / "reports_en.csv").open(newline="", encoding="utf-8") as f:
+        english = {int(r["ecg_id"]): r["report"] for r in csv.DictReader(f)}
+    with (PTBXL_FULL / "ptbxl_database.csv").open(newline="", encoding="utf-8") as f:
+        database = list(csv.DictReader(f))
+    ds = open_dataset(PTBXL_FULL)
+    assert (ds.id_column, ds.split_column, ds.name) == ("ecg_id", "strat_fold", "PTB-XL")
+    for folds in ((1, 2, 3, 4, 5, 6, 7, 8), (9,), (10,)):
+        by_hand = sorted((int(r["ecg_id"]), r["filename_lr"]) for r in database
+                         if int(r["strat_fold"]) in folds and english.get(int(r["ecg_id"]), "").strip())
+        rows = ds.select(folds)
+        assert [(int(r.record_id), r.files[100.0]) for r in rows] == by_hand
+        assert [normalise_report(ds.reports[r.record_id]) for r in rows] == \
+               [normalise_report(english[i]) for i, _ in by_hand]
+    assert sorted(i for i, text in english.items() if not text.strip()) == [443, 11489]
