@@ -9,6 +9,7 @@ rich's boxes left 12 characters for text at 80 columns.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import re
 from typing import Callable, Optional
@@ -86,6 +87,32 @@ def handle_errors(command: Callable) -> Callable:
     return run
 
 
+def _no_hyphen_breaks() -> None:
+    """click wraps help with textwrap, which by default breaks "PTB-XL" or "zero-shot" at
+    the hyphen and leaves half a word at the end of a line. typer formats with its own
+    copy of click (typer._click) where it has one, else with click."""
+    for name in ("typer._click._textwrap", "click._textwrap"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        base = module.TextWrapper
+        if getattr(base, "_ecgreport_patched", False):
+            continue
+
+        class NoHyphenBreaks(base):
+            _ecgreport_patched = True
+
+            def __init__(self, *args, **kwargs):
+                kwargs.setdefault("break_on_hyphens", False)
+                super().__init__(*args, **kwargs)
+
+        module.TextWrapper = NoHyphenBreaks  # wrap_text looks the class up here at each call
+
+
+_no_hyphen_breaks()
+
+
 class _Command(typer.core.TyperCommand):
     """Usage lines as people write them: ``ecgreport batch [OPTIONS] FOLDER``, not typer's
     ``{folder}`` for a required argument."""
@@ -118,19 +145,21 @@ def main(
 SHORT_HELP = {
     "batch": "Reports and zero-shot scores for every ECG in a folder.",
     "info": "A model bundle's input spec and label sets.",
-    "train": "Train the ECG encoder and report decoder on PTB-XL.",
+    "train": "Train the model on ECGs and their free-text reports.",
     "export-onnx": "Export a training checkpoint to an ONNX bundle.",
-    "evaluate": "Report quality and zero-shot AUC on PTB-XL, with baselines.",
+    "evaluate": "Report quality and zero-shot AUC on a dataset, with baselines.",
 }
 
 
 def _register() -> None:
     # Imported here so that `ecgreport --help` stays fast and torch-free.
-    from ecgreport.commands import batch, evaluate, export, info, train
+    from ecgreport.commands import batch, dataset, evaluate, export, info, train
 
     for name, command in (("batch", batch.batch), ("info", info.info), ("train", train.train),
                           ("export-onnx", export.export_onnx), ("evaluate", evaluate.evaluate)):
         app.command(name, short_help=SHORT_HELP[name], cls=_Command)(handle_errors(command))
+    app.add_typer(dataset.app, name="dataset", short_help="Build and check a dataset of your own ECGs.",
+                  help="Build and check a training dataset from your own ECGs and reports.")
 
 
 _register()

@@ -213,12 +213,17 @@ def infer_entries(items: list[Prepared], runner, beams: int, max_tokens: int | N
             offset += len(item.windows)
         scores = runner.scores(np.stack(record_emb).astype(np.float32))
         scoring = getattr(runner.bundle, "scoring", "direct")
+        # Bundles from before `training_data` was recorded were all trained on PTB-XL.
+        manifest = getattr(runner.bundle, "manifest", None) or {}
+        data_name = manifest.get("training_data", {}).get("name", "PTB-XL")
         # One window per record (the usual 10 s ECG) selects every row in order: skip
         # take(), which would copy the cross-attention cache (~25 MB per 64 windows).
         chosen = enc if best_rows == list(range(len(window_emb))) else enc.take(best_rows)
         texts = runner.write_reports(chosen, np.stack(record_emb).astype(np.float32),
                                      max_tokens=max_tokens, beams=beams)
         for row, (item, text) in enumerate(zip(ok, texts)):
+            if text.get("similar_training_report"):
+                item.entry["training_data"] = data_name
             item.entry.update(status="ok", **text, scoring=scoring, **sink.findings(
                 {name: np.asarray(scores[name])[row] for name in sink.label_sets}))
             item.windows = None  # free the signal before writing

@@ -71,8 +71,8 @@ with key/value cache, word tokenizer, label embeddings, training-fold embeddings
 PTB-XL (Wagner P, Strodthoff N, Bousseljot R-D, Kreiseler D, Lunze FI, Samek W, Schaeffter T.
 Scientific Data 7, 154, 2020; PhysioNet, doi:10.13026/x4td-x982), licensed CC BY 4.0, with the
 English report translations of 16,272 records (Kiyasseh et al., RTLP). Training: folds
-{cfg['train_folds']} (records with an English report; {manifest.get('retrieval', {}).get('n_train', 'n/a')} records);
-checkpoint selection on fold {cfg['val_folds']} by validation loss; test: fold 10. No diagnostic
+{cfg.get('train_split', cfg.get('train_folds'))} (records with an English report; {manifest.get('retrieval', {}).get('n_train', 'n/a')} records);
+checkpoint selection on fold {cfg.get('val_split', cfg.get('val_folds'))} by validation loss; test: fold 10. No diagnostic
 label (`scp_codes`) was used in training or selection. The bundle stores the training folds'
 normalised English reports for the retrieval features (CC BY 4.0, attribution above).
 

@@ -93,7 +93,7 @@ def tiny_train_config(out: Path, data: Path = PTBXL_MINI, **changes):
     """A TrainConfig for the tiny model on ptb-xl-mini (every fold trains, fold 9 validates)."""
     from ecgreport.training.config import TrainConfig
 
-    settings = dict(data=str(data), out=str(out), train_folds=ALL_FOLDS, val_folds=VAL_FOLDS,
+    settings = dict(data=str(data), out=str(out), train_split=ALL_FOLDS, val_split=VAL_FOLDS,
                     epochs=1, batch_size=4, warmup_steps=2, device="cpu", seed=0,
                     model_overrides=dict(TINY_MODEL))
     settings.update(changes)

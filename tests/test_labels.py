@@ -79,10 +79,12 @@ def test_one_parser_for_batch_and_export():
     assert not hasattr(ecgreport.batch, "_read_labels_csv")
     assert not hasattr(ecgreport.prompts, "read_label_csv")
     pytest.importorskip("torch")
+    import ecgreport.commands.export
     import ecgreport.onnx.export
 
-    assert ecgreport.onnx.export.read_labels_csv is labelsets.read_labels_csv
+    assert ecgreport.commands.export.read_labels_csv is labelsets.read_labels_csv
     assert "csv.reader" not in inspect.getsource(ecgreport.onnx.export)
+    assert "csv.reader" not in inspect.getsource(ecgreport.commands.export)
 
 
 def test_batch_rejects_a_bad_labels_file_with_exit_2(tmp_path):

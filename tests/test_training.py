@@ -29,7 +29,8 @@ from ecgreport.model.model import ECGReportModel
 from ecgreport.reports import WordTokenizer
 from ecgreport.training.config import TrainConfig
 from ecgreport.training.data import load_split
-from ecgreport.training.loop import Batches, compute_losses, train
+from ecgreport.training.checkpoint import read_checkpoint
+from ecgreport.training.loop import Batches, compute_losses, lr_at, resolve_data, train
 
 pytestmark = [skip_without_fixtures, pytest.mark.usefixtures("one_torch_thread", "text_cache")]
 
@@ -42,7 +43,7 @@ def unit(rng: np.random.Generator, n: int, d: int) -> torch.Tensor:
 
 
 def load_ckpt(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return read_checkpoint(path)
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -210,7 +211,9 @@ def test_run_folder_holds_every_artefact(tiny_run):
     run, cfg = tiny_run.run_dir, tiny_run.config
     assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)
     # every setting, as JSON writes it
-    assert json.loads((run / "config.json").read_text()) == json.loads(json.dumps(cfg.to_dict()))
+    recorded = resolve_data(cfg)[0]  # the data path made absolute, splits and the data's name filled in
+    assert json.loads((run / "config.json").read_text()) == json.loads(json.dumps(recorded.to_dict()))
+    assert (recorded.train_split, recorded.val_split, recorded.data_name) == (tuple(map(str, ALL_FOLDS)), ("9",), "PTB-XL")
     mcfg = ModelConfig.from_dict(json.loads((run / "model_config.json").read_text()))
     assert (mcfg.width, mcfg.resnet_channels, mcfg.decoder_layers) == (32, (16, 16, 32, 32), 1)
     tokenizer = WordTokenizer.load(run / "tokenizer.json")
@@ -231,7 +234,7 @@ def test_run_folder_holds_every_artefact(tiny_run):
 def test_checkpoint_is_one_plain_dict_that_round_trips(tiny_run):
     ckpt = load_ckpt(tiny_run.run_dir / "last.pt")
     assert {"model", "optimizer", "config", "step", "versions", "model_config", "tokenizer"} <= set(ckpt)
-    assert ckpt["config"] == tiny_run.config.to_dict()
+    assert ckpt["config"] == resolve_data(tiny_run.config)[0].to_dict()
     assert ckpt["step"] == metrics(tiny_run.run_dir)[-1]["step"] > 0
     assert {"torch", "pot", "ecgreport", "numpy"} <= set(ckpt["versions"])
 
@@ -347,14 +350,14 @@ def test_no_diagnostic_label_reaches_training(tmp_path):
 def test_train_command_and_resume(tmp_path):
     """`ecgreport train` with the default model on 4 records, then --resume to 2 epochs."""
     out = tmp_path / "run"
-    args = ["train", "--data", str(PTBXL_MINI), "--out", str(out), "--train-folds", "1-10",
-            "--val-folds", "9", "--limit", "4", "--batch-size", "2", "--seed", "3", "--device", "cpu",
+    args = ["train", "--data", str(PTBXL_MINI), "--out", str(out), "--train-split", "1-10",
+            "--val-split", "9", "--limit", "4", "--batch-size", "2", "--seed", "3", "--device", "cpu",
             "--no-zero-shot-metric", "--quiet"]
     first = CliRunner().invoke(app, args + ["--epochs", "1"])
     assert first.exit_code == 0, first.output
     assert all((out / name).is_file() for name in RUN_FILES)
     cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
-    assert (cfg.train_folds, cfg.val_folds, cfg.limit, cfg.seed) == (ALL_FOLDS, (9,), 4, 3)
+    assert (cfg.train_split, cfg.val_split, cfg.limit, cfg.seed) == (tuple(map(str, ALL_FOLDS)), ("9",), 4, 3)
     assert ModelConfig.from_dict(json.loads((out / "model_config.json").read_text())).width == ModelConfig().width
 
     second = CliRunner().invoke(app, args + ["--epochs", "2", "--resume"])
@@ -364,14 +367,14 @@ def test_train_command_and_resume(tmp_path):
     assert lines[1]["step"] == 2 * lines[0]["step"] > 0
 
 
-@pytest.mark.parametrize("case", ["resume without last.pt", "not a PTB-XL folder"])
+@pytest.mark.parametrize("case", ["resume without last.pt", "not a dataset folder"])
 def test_train_command_fails_with_a_reason_even_when_quiet(tmp_path, case):
     data = PTBXL_MINI if case == "resume without last.pt" else tmp_path
-    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--train-folds", "1-10",
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--train-split", "1-10",
             "--limit", "2", "--device", "cpu", "--no-zero-shot-metric", "--quiet"]
     result = CliRunner().invoke(app, args + (["--resume"] if case.startswith("resume") else []))
     assert result.exit_code == (2 if case.startswith("resume") else 1)  # usage error / data error
-    assert ("last.pt" if case.startswith("resume") else "reports_en.csv") in " ".join(result.output.split())
+    assert ("last.pt" if case.startswith("resume") else "no database.csv") in " ".join(result.output.split())
 
 
 def test_train_command_missing_data_is_a_usage_error(tmp_path):
@@ -388,7 +391,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ECGREPORT_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
         [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "ecgreport", "train",
-         "--data", str(PTBXL_MINI), "--out", str(out), "--train-folds", "1-10", "--val-folds", "9",
+         "--data", str(PTBXL_MINI), "--out", str(out), "--train-split", "1-10", "--val-split", "9",
          "--limit", "8", "--batch-size", "2", "--epochs", "1", "--device", "cpu",
          "--no-zero-shot-metric", "--quiet"],
         capture_output=True, text=True, timeout=300, env=env,
@@ -398,3 +401,55 @@ def test_torchrun_two_processes_gloo(tmp_path):
     (line,) = metrics(out)  # only rank 0 writes
     # 8 records, 2 per step on each of 2 processes: 2 steps
     assert line["step"] == 2
+
+
+# ---------------------------------------------------------------- settings that fit any size
+
+
+def test_warmup_is_a_fraction_of_the_run_and_small_runs_leave_it():
+    cfg = TrainConfig(lr=1e-3)  # default: 20% of the steps
+    assert cfg.warmup(10) == 2 and cfg.warmup(1500) == 300 and cfg.warmup(1) == 1
+    lrs = [lr_at(step, 10, cfg) for step in range(10)]
+    assert lrs[1] == pytest.approx(1e-3)  # the peak is reached within a 10-step run
+    assert max(lrs) == pytest.approx(1e-3) and lrs[-1] < lrs[2]  # then cosine decay
+    assert TrainConfig(warmup_steps=5).warmup(10) == 5  # an explicit step count still wins
+
+
+def test_configs_written_before_splits_were_named_still_load():
+    old = {"data": "/data/ptb-xl", "train_folds": [1, 2, 3], "val_folds": [9], "warmup_steps": 300}
+    cfg = TrainConfig.from_dict(old)
+    assert (cfg.train_split, cfg.val_split, cfg.warmup(1000)) == (("1", "2", "3"), ("9",), 300)
+
+
+def test_relative_data_path_is_stored_absolute(tmp_path, monkeypatch):
+    (tmp_path / "data").symlink_to(PTBXL_MINI)
+    monkeypatch.chdir(tmp_path)
+    cfg, _ = resolve_data(TrainConfig(data="data", train_split="1-8", val_split="9"))
+    assert Path(cfg.data).is_absolute() and Path(cfg.data) == (tmp_path / "data").resolve()
+
+
+PTBXL_FULL = Path(__file__).resolve().parents[2] / "data" / "ptb-xl"
+
+
+@pytest.mark.skipif(not (PTBXL_FULL / "ptbxl_database.csv").is_file(), reason=f"no PTB-XL at {PTBXL_FULL}")
+def test_ptbxl_is_read_as_one_instance_of_the_dataset_format():
+    """The training records and reports of PTB-XL, read the PTB-XL way (ecg_id, strat_fold,
+    reports_en.csv) by hand here, equal what the dataset reader selects; the only records
+    dropped are those whose English translation is empty."""
+    from ecgreport.dataset.format import open_dataset
+    from ecgreport.reports import normalise_report
+
+    with (PTBXL_FULL / "reports_en.csv").open(newline="", encoding="utf-8") as f:
+        english = {int(r["ecg_id"]): r["report"] for r in csv.DictReader(f)}
+    with (PTBXL_FULL / "ptbxl_database.csv").open(newline="", encoding="utf-8") as f:
+        database = list(csv.DictReader(f))
+    ds = open_dataset(PTBXL_FULL)
+    assert (ds.id_column, ds.split_column, ds.name) == ("ecg_id", "strat_fold", "PTB-XL")
+    for folds in ((1, 2, 3, 4, 5, 6, 7, 8), (9,), (10,)):
+        by_hand = sorted((int(r["ecg_id"]), r["filename_lr"]) for r in database
+                         if int(r["strat_fold"]) in folds and english.get(int(r["ecg_id"]), "").strip())
+        rows = ds.select(folds)
+        assert [(int(r.record_id), r.files[100.0]) for r in rows] == by_hand
+        assert [normalise_report(ds.reports[r.record_id]) for r in rows] == \
+               [normalise_report(english[i]) for i, _ in by_hand]
+    assert sorted(i for i, text in english.items() if not text.strip()) == [443, 11489]

@@ -1,4 +1,4 @@
-"""`ecgreport evaluate`: report quality and zero-shot detection on PTB-XL, with baselines."""
+"""`ecgreport evaluate`: report quality and zero-shot detection on a dataset (PTB-XL or your own), with baselines."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ecgreport.commands.train import _folds
 from ecgreport.errors import UsageError
 
 
@@ -20,11 +19,17 @@ def _row(table: Table, *cells: str) -> None:
     table.add_row(*(Text(cell) for cell in cells))
 
 
+def _where(res: dict) -> str:
+    if res.get("is_ptbxl", True):
+        return f"PTB-XL folds {res['folds']}"
+    return f"{res.get('data_name', 'dataset')} split {', '.join(res['folds'])}"
+
+
 def _print_tables(res: dict) -> None:
     out = Console(highlight=False)
     for method, zs in res.get("zero_shot", {}).items():
         default = ", the bundle's default" if method == res.get("zero_shot_default") else ""
-        t = Table(title=Text(f"Zero-shot detection, {method} scoring{default}; PTB-XL folds {res['folds']} (macro AUC; chance 0.5)"))
+        t = Table(title=Text(f"Zero-shot detection, {method} scoring{default}; {_where(res)} (macro AUC; chance 0.5)"))
         for col in ("task", "classes", "records", "macro AUC", "95% CI"):
             t.add_column(col)
         for task, z in zs.items():
@@ -34,19 +39,27 @@ def _print_tables(res: dict) -> None:
     rg = res.get("report_generation")
     if rg:
         metrics = list(next(iter(rg.values())).keys())
-        t = Table(title=Text(f"Report generation ({res['n_with_reference']} records with an English reference)"))
+        t = Table(title=Text(f"Report generation ({res['n_with_reference']} records with a reference report)"))
         t.add_column("system")
         for m in metrics:
             t.add_column(m)
         for name, m in rg.items():
             _row(t, name, *(f"{m[k]:.3f}" for k in metrics))
         out.print(t)
-        t = Table(title=Text("Clinical correctness: SCP statements in the report vs scp_codes"))
+    tables = [("Clinical correctness: SCP statements in the report vs scp_codes", res.get("clinical_statements"))]
+    tables += [(f"Labels of set {name} written in the report vs the truth table", systems)
+               for name, systems in res.get("report_labels", {}).items()]
+    for title, systems in tables:
+        if not systems:
+            continue
+        t = Table(title=Text(title))
         for col in ("system", "micro P", "micro R", "micro F1", "macro F1"):
             t.add_column(col)
-        for name, s in res["clinical_statements"].items():
+        for name, s in systems.items():
             _row(t, name, *(f"{s[k]:.3f}" for k in ("micro_precision", "micro_recall", "micro_f1", "macro_f1")))
         out.print(t)
+    if not res.get("quoted_literature"):
+        return
     q = Table(title=Text("Quoted from the literature (not measured here)"))
     q.add_column("measure")
     q.add_column("system")
@@ -57,22 +70,42 @@ def _print_tables(res: dict) -> None:
     out.print(q)
 
 
+def _truth_option(texts: list[str]) -> dict:
+    """['name=file.csv', ...] -> {name: Path}; a file alone is named by its stem."""
+    out = {}
+    for text in texts:
+        name, sep, path = text.partition("=")
+        name, path = (name.strip(), Path(path)) if sep else (Path(text).stem, Path(text))
+        if not path.is_file():
+            raise typer.BadParameter(f"{path}: no such file", param_hint="--truth")
+        out[name] = path
+    return out
+
+
 def evaluate(
     data: Path = typer.Option(
-        ..., "--data", "-d", help="PTB-XL folder (PhysioNet layout, with reports_en.csv).",
-        exists=True, file_okay=False, show_default=False),
+        ..., "--data", "-d", help="Dataset folder (format: ecgreport train --help), e.g. "
+        "PTB-XL's.", exists=True, file_okay=False, show_default=False),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="ONNX bundle folder or training checkpoint (.pt). "
         "Default: the bundled model.", show_default=False),
-    folds: str = typer.Option("10", help="Folds to evaluate on (PTB-XL strat_fold), e.g. 10 or 9,10."),
-    train_folds: str = typer.Option("1-8", help="Folds the baselines draw reports from."),
+    split: str = typer.Option(
+        "", "--split", "--folds", show_default=False, help="Values of the split column to "
+        "measure on, e.g. test or 9,10. Default: test (PTB-XL: fold 10)."),
+    train_split: str = typer.Option(
+        "", "--train-split", "--train-folds", show_default=False, help="Split the retrieval "
+        "baselines draw reports from. Default: train (PTB-XL: folds 1-8)."),
+    truth: list[str] = typer.Option(
+        [], "--truth", metavar="NAME=FILE.csv", show_default=False, help="Truth table: "
+        "record_id and one 0/1 column per label of the bundle's label set NAME (a FILE "
+        "alone: NAME is its stem); repeat for several. Default: DATA/truth/*.csv."),
     limit: int = typer.Option(0, help="At most this many records per split (quick runs); 0 = all."),
     beams: int = typer.Option(1, help="Beam width for report generation (1 = greedy)."),
     bootstrap: int = typer.Option(
         1000, help="Bootstrap resamples for the AUC confidence intervals (0 = none)."),
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     reports: bool = typer.Option(
-        True, help="Also evaluate report generation (--no-reports: only the zero-shot part)."),
+        True, help="Also evaluate report generation (turn off for the zero-shot part alone)."),
     device: str = typer.Option("auto", metavar="auto|cpu|cuda", help="Where the model runs."),
     json_out: Optional[Path] = typer.Option(
         None, "--json", help="Write all numbers as JSON to this file.", show_default=False),
@@ -81,15 +114,19 @@ def evaluate(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="No progress display on stderr (errors still show)."),
 ) -> None:
-    """Measure a model on PTB-XL: report metrics (BLEU, METEOR, ROUGE-L, CIDEr;
-    pycocoevalcap), clinical statement F1, and zero-shot macro AUC with bootstrap
-    intervals, beside the retrieval and most-frequent-report baselines, in one run.
+    """Measure a model on a dataset: report metrics against its reports (BLEU, METEOR,
+    ROUGE-L, CIDEr; pycocoevalcap) beside two baselines (retrieval and the most
+    frequent report); zero-shot macro AUC with bootstrap intervals, and F1 of the labels written
+    in the reports, for every label set with a truth table (--truth); on PTB-XL also its
+    four benchmark tasks and SCP statement F1, all in one run.
 
     The tables go to stdout; progress to stderr.
 
     \b
-    Example:
+    Examples:
       ecgreport evaluate --data /data/ptb-xl --json results.json
+      ecgreport evaluate --data ludb-ds --model ludb-bundle \\
+          --truth ludb=ludb-ds/truth/ludb.csv
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -100,8 +137,10 @@ def evaluate(
         if path is not None and path.is_dir():
             raise UsageError(f"{option} {path} is a folder: name a file to write")
     console = Console(stderr=True, quiet=quiet, highlight=False)
-    opts = EvalOptions(folds=_folds(folds), train_folds=_folds(train_folds), limit=limit, beams=beams,
-                       bootstrap=bootstrap, seed=seed, reports=reports)
+    opts = EvalOptions(split=tuple(split.split(",")) if split else (),
+                       train_split=tuple(train_split.split(",")) if train_split else (),
+                       truth=_truth_option(truth), limit=limit, beams=beams, bootstrap=bootstrap,
+                       seed=seed, reports=reports)
     model = model or default_bundle_path()
     progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
                         MofNCompleteColumn(), TimeRemainingColumn(), console=console,

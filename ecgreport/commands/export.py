@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
 
-from ecgreport.errors import BundleError, MissingExtraError, check_output_folder
+from ecgreport.errors import BundleError, DataError, MissingExtraError, UsageError, check_output_folder
 from ecgreport.labelsets import read_labels_csv
+
+
+def read_labels(path: Path):
+    """One label set from a CSV (label,description[,more prompts]): the one strict reader."""
+    from ecgreport.prompts import Label
+
+    return [Label(name, prompts[0], prompts) for name, prompts in read_labels_csv(path).items()]
+
+
+def parse_label_option(text: str) -> tuple[str, Path]:
+    """'name=file.csv' -> ('name', Path('file.csv')); a file alone is the set 'custom'."""
+    name, sep, path = text.partition("=")
+    if not sep:
+        return "custom", Path(text)
+    name = name.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise UsageError(f"--labels {text!r}: a set's name is letters, digits, '_', '-' or '.' (NAME=FILE.csv)")
+    return name, Path(path)
 
 
 def _parity_inputs(folders: list[Path], window: int, fs_hz: float, n_max: int = 16):
@@ -35,6 +54,20 @@ def _parity_inputs(folders: list[Path], window: int, fs_hz: float, n_max: int = 
     return (rng.standard_normal((8, 12, window)) * 0.3).astype(np.float32), "synthetic noise"
 
 
+def _dataset_parity_inputs(data_dir: Path, window: int, fs_hz: float, n_max: int = 16):
+    """The first n_max readable records of the training dataset (any split), or None."""
+    from ecgreport.dataset.format import open_dataset
+    from ecgreport.training.data import load_split
+
+    try:
+        ds = open_dataset(data_dir)
+        splits = sorted(ds.split_counts())
+        data = load_split(ds, splits, fs_hz, window, limit=n_max, require_report=False)
+    except DataError:
+        return None
+    return data.signals, f"records of {ds.name}"
+
+
 def export_onnx(
     checkpoint: Path = typer.Argument(
         ..., metavar="CHECKPOINT", help="Training checkpoint (RUN/best.pt).", exists=True,
@@ -43,22 +76,26 @@ def export_onnx(
         Path("export"), "--out", "-o",
         help="Bundle folder to write (replaced only after its checks pass)."),
     scp_statements: Optional[Path] = typer.Option(
-        None, help="PTB-XL scp_statements.csv for the built-in label sets. Default: the one "
-        "in the checkpoint's training data folder.", show_default=False),
-    labels: Optional[Path] = typer.Option(
-        None, help="Your own classes, added as label set 'custom': a CSV with the header "
-        "'label,description[,more prompts]' and one row per label.", show_default=False),
+        None, help="PTB-XL scp_statements.csv for PTB-XL's label sets (superclass, subclass, "
+        "form, rhythm). Default: the one in the training dataset's folder, if any.",
+        show_default=False),
+    labels: list[str] = typer.Option(
+        [], "--labels", metavar="NAME=FILE.csv", help="Your own label set: a CSV with the "
+        "header 'label,description[,more prompts]' and one row per label; repeat for "
+        "several. A FILE alone is the set 'custom'. Default: the training dataset's "
+        "labels/*.csv.", show_default=False),
     check_records: list[Path] = typer.Option(
-        [], "--check-records", metavar="FOLDER", help="Folder of WFDB records for the parity check of ONNX "
-        "against PyTorch (repeat for more). Default: the training data's records100.", show_default=False),
+        [], "--check-records", metavar="FOLDER", help="Folder of WFDB records for the parity "
+        "check of ONNX against PyTorch (repeat for more). Default: the training dataset's "
+        "first 16 records.", show_default=False),
     rtol: float = typer.Option(
         1e-4, help="Largest relative embedding difference the parity check accepts."),
     retrieval: bool = typer.Option(
-        True, help="Store the training folds' embeddings and reports in the bundle "
-        "(needed by knn scoring and consensus reports; about 10 MB)."),
+        True, help="Store the training split's embeddings and reports in the bundle "
+        "(needed by knn scoring and consensus reports; about 10 MB for the PTB-XL model)."),
     retrieval_data: Optional[Path] = typer.Option(
-        None, help="PTB-XL-layout folder for the retrieval data. Default: the checkpoint's "
-        "training data.", show_default=False),
+        None, help="Dataset folder for the retrieval data. Default: the checkpoint's "
+        "training dataset (its training split).", show_default=False),
     scoring: str = typer.Option(
         "knn", metavar="knn|direct", help="The bundle's zero-shot scoring: 'knn' (prompts vs "
         "the reports of the k nearest training ECGs) or 'direct' (prompts vs the ECG "
@@ -75,7 +112,8 @@ def export_onnx(
     embeddings, MODEL_CARD.md and a manifest with checksums.
 
     The bundle is checked against PyTorch right away (embeddings within --rtol, identical
-    greedy reports); a mismatch fails the export.
+    greedy reports); a mismatch fails the export. The training dataset is found from the
+    checkpoint's config (an absolute path), whatever the working directory.
 
     Defaults: --scoring knn and --report-method consensus need no tuning, so they are the
     safe choice for a new checkpoint. The shipped bundle uses --scoring direct and
@@ -86,8 +124,8 @@ def export_onnx(
     \b
     Examples:
       ecgreport export-onnx runs/resnet/best.pt --out export/
-      ecgreport export-onnx runs/resnet/best.pt --out export/ \\
-          --scoring direct --report-method decoder
+      ecgreport export-onnx runs/ludb/best.pt --out ludb-bundle \\
+          --labels ludb=ludb-labels.csv
     """
     console = Console(stderr=True, quiet=quiet, highlight=False)
     if scoring not in ("knn", "direct"):
@@ -96,38 +134,60 @@ def export_onnx(
         raise typer.BadParameter(f"{report_method!r}: choose decoder or consensus",
                                  param_hint="--report-method")
     check_output_folder(out)
-    if labels is not None:
-        read_labels_csv(labels)  # a malformed file fails now, not after the model has loaded
+    given = [parse_label_option(t) for t in labels]
+    for name, path in given:  # a malformed file fails now, not after the model has loaded
+        if not path.is_file():
+            raise UsageError(f"--labels {name}={path}: no such file")
+        read_labels_csv(path)
     try:
-        import torch
-
         from ecgreport.onnx.export import export_bundle
+        from ecgreport.prompts import build_label_sets
+        from ecgreport.training.checkpoint import read_checkpoint, train_config
     except ImportError as err:
         raise MissingExtraError.train("export-onnx", err) from None
-    try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - pickle and zip errors of every kind
-        raise BundleError(f"{checkpoint}: not a readable training checkpoint "
-                          f"({type(err).__name__}); give RUN/best.pt of `ecgreport train`") from None
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt:
-        raise BundleError(f"{checkpoint}: not an ecgreport training checkpoint (no model_config)")
-    data_dir = Path(ckpt.get("config", {}).get("data", "") or ".")
-    if scp_statements is None and (data_dir / "scp_statements.csv").is_file():
+    ckpt = read_checkpoint(checkpoint)  # BundleError (exit 5) when it is not a checkpoint
+    cfg = train_config(ckpt)
+    data_dir = Path(cfg.data) if cfg.data else None
+    if data_dir is not None and not data_dir.is_dir():
+        console.print(f"the checkpoint's training data {data_dir} is not here: no retrieval data, "
+                      "parity on --check-records", style="yellow", markup=False)
+        data_dir = None
+
+    label_sets = {}
+    if scp_statements is None and data_dir is not None and (data_dir / "scp_statements.csv").is_file():
         scp_statements = data_dir / "scp_statements.csv"
-    if not check_records and (data_dir / "records100").is_dir():
-        first = sorted((data_dir / "records100").iterdir())
-        check_records = first[:1]
-    if retrieval and retrieval_data is None and (data_dir / "ptbxl_database.csv").is_file():
-        retrieval_data = data_dir
+    if scp_statements is not None:
+        label_sets.update(build_label_sets(scp_statements))
+    if not given and data_dir is not None and (data_dir / "labels").is_dir():
+        given = [(p.stem, p) for p in sorted((data_dir / "labels").glob("*.csv"))]
+    for name, path in given:
+        if name in label_sets:
+            raise UsageError(f"--labels: two label sets named {name!r}")
+        label_sets[name] = read_labels(path)
+    if not label_sets:
+        raise UsageError("no label sets: give --labels NAME=FILE.csv (columns label,description), "
+                         "or PTB-XL's --scp-statements scp_statements.csv")
+
     if not retrieval:
         retrieval_data = None
     elif retrieval_data is None:
-        console.print("no training data found for the retrieval data: the bundle gets direct "
-                      "scoring only", style="yellow", markup=False)
+        retrieval_data = data_dir
+        if retrieval_data is None:
+            console.print("no training data found for the retrieval data: the bundle gets direct "
+                          "scoring only", style="yellow", markup=False)
     mc = ckpt["model_config"]
-    x, source = _parity_inputs(check_records, int(mc["window_samples"]), float(mc["fs_hz"]))
-    manifest = export_bundle(checkpoint, out, x, scp_statements=scp_statements, labels_csv=labels,
-                             rtol=rtol, retrieval_data=retrieval_data, scoring=scoring, k=k,
+    window, fs_hz = int(mc["window_samples"]), float(mc["fs_hz"])
+    parity = None
+    if not check_records and data_dir is not None:
+        parity = _dataset_parity_inputs(data_dir, window, fs_hz)
+    if parity is None:
+        parity = _parity_inputs(check_records, window, fs_hz)
+    x, source = parity
+    if source == "synthetic noise":
+        console.print("parity check on synthetic noise: no records found (give --check-records)",
+                      style="yellow", markup=False)
+    manifest = export_bundle(checkpoint, out, x, label_sets=label_sets, rtol=rtol,
+                             retrieval_data=retrieval_data, scoring=scoring, k=k,
                              report_method=report_method)
     p = manifest["parity"]
     size = sum(f["bytes"] for f in manifest["files"].values()) / 1e6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import typer
@@ -10,48 +11,53 @@ from rich.console import Console
 from ecgreport.errors import ExitCode, MissingExtraError, check_output_folder
 
 
-def _folds(text: str) -> tuple[int, ...]:
-    """'1-8' or '1,2,3' -> (1, ..., 8)."""
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part:
-                lo, hi = part.split("-", 1)
-                out.extend(range(int(lo), int(hi) + 1))
-            elif part:
-                out.append(int(part))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: write folds as a range or a list, e.g. 1-8 or 1,2,3") from None
-    if not out:
-        raise typer.BadParameter(f"no folds in {text!r}")
-    return tuple(out)
+DATASET_HELP = """\b
+Dataset format (--data DS; PTB-XL's own folder is one such dataset):
+  DS/database.csv  one row per record: record_id (any text; PTB-XL:
+                   ecg_id), filename (a WFDB record, relative to DS or
+                   absolute, any rate; or PTB-XL's filename_lr/filename_hr
+                   at 100/500 Hz), split (any values, e.g. train/val/test;
+                   PTB-XL: strat_fold), optional patient_id
+  DS/reports.csv   record_id,report (PTB-XL: reports_en.csv); records
+                   without a report are not trained on
+  DS/dataset.json  optional {"name": ..., "citation": ...}, for model
+                   cards and reports
+  DS/labels/*.csv, DS/truth/*.csv
+                   optional label sets and truth tables (export, evaluate)
+
+\b
+Build one from a folder of WFDB records:
+  ecgreport dataset build RECORDS --out DS
+See what is missing: ecgreport dataset check DS
+Walk-through: docs/own-data.md"""
 
 
 def train(
-    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder in PTB-XL's PhysioNet layout (ptbxl_database.csv, scp_statements.csv, records100/, reports_en.csv).", exists=True, file_okay=False),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder: database.csv + reports.csv (or PTB-XL's ptbxl_database.csv + reports_en.csv); format below.", exists=True, file_okay=False),
     out: Path = typer.Option(Path("runs/default"), "--out", "-o", help="Run folder: config.json, metrics.jsonl, best.pt, last.pt."),
     encoder: str = typer.Option("resnet", metavar="resnet|transformer", help="ECG encoder: 'resnet' (fast on CPU) or 'transformer' (the paper's best)."),
     text_model: str = typer.Option("all-MiniLM-L6-v2", metavar="NAME", show_default=False, help="Frozen text model: any Hugging Face name or folder (e.g. a local Bio_ClinicalBERT). Default: all-MiniLM-L6-v2, installed with the train extra, no download."),
-    epochs: int = typer.Option(15, min=1, metavar="<int>", help="Passes over the training folds (fewer if --patience stops it)."),
+    epochs: int = typer.Option(15, min=1, metavar="<int>", help="Passes over the training split (fewer if --patience stops it)."),
     batch_size: int = typer.Option(128, min=2, metavar="<int>", help="Records per step (per process under torchrun)."),
     lr: float = typer.Option(1e-3, help="Peak learning rate (AdamW, linear warm-up, cosine decay)."),
+    warmup: float = typer.Option(0.2, min=0.0, max=0.99, help="Warm-up as a fraction of all steps (at least one step)."),
     ot_weight: float = typer.Option(1.0, help="Weight of the entropic OT alignment term (0 switches it off)."),
     nce_weight: float = typer.Option(1.0, help="Weight of the paired InfoNCE term (0 switches it off)."),
     ce_weight: float = typer.Option(1.0, help="Weight of the report decoder's cross-entropy (0 switches it off)."),
     ot_reg: float = typer.Option(0.05, help="Entropic regularisation of the OT term (cost is 1 - cosine)."),
-    train_folds: str = typer.Option("1-8", help="PTB-XL strat_fold values to train on."),
-    val_folds: str = typer.Option("9", help="Folds for validation and checkpoint selection (label-free)."),
-    fs: float = typer.Option(100.0, "--fs", help="Sampling rate of the model's input in Hz (100 reads records100/, 500 reads records500/)."),
+    train_split: str = typer.Option("", help="Values of the dataset's split column to train on, e.g. 'train' or '1-8'; default: train (PTB-XL: folds 1-8)."),
+    val_split: str = typer.Option("", help="Values of the split column that choose the best checkpoint and stop early (validation loss, no labels); default: val (PTB-XL: fold 9)."),
+    fs: float = typer.Option(100.0, "--fs", help="Sampling rate of the model's input in Hz; records at other rates are resampled (for PTB-XL: 100 reads records100/, 500 reads records500/)."),
     patience: int = typer.Option(4, help="Stop after this many epochs without a better validation loss."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same weights on CPU."),
     device: str = typer.Option("auto", metavar="auto|cpu|cuda", help="Where training runs (mixed precision on CUDA)."),
     limit: int = typer.Option(0, help="Use at most this many records per split (smoke tests); 0 = all."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/last.pt."),
-    zero_shot_metric: bool = typer.Option(True, help="Show fold-9 zero-shot superclass AUC each epoch (information only, never used to choose)."),
+    zero_shot_metric: bool = typer.Option(True, help="On PTB-XL, show the zero-shot superclass AUC of the validation fold each epoch (information only, never used to choose)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display on stderr (errors still show)."),
 ) -> None:
-    """Train the ECG encoder and report decoder on PTB-XL, with no diagnostic labels.
+    """Train the ECG encoder and report decoder on ECGs and their free-text reports, with no
+    diagnostic labels.
 
     Loss = CE(report decoder) + ot_weight * OT(ECG embeddings, report embeddings)
     + nce_weight * InfoNCE(paired). Checkpoints are chosen on the validation loss.
@@ -75,17 +81,21 @@ def train(
         from ecgreport.training.zeroshot import superclass_auc_fn
     except ImportError as err:
         raise MissingExtraError.train("training", err) from None
-    cfg = TrainConfig(
-        data=str(data), out=str(out), text_model=text_model, encoder=encoder, fs_hz=fs,
-        train_folds=_folds(train_folds), val_folds=_folds(val_folds), epochs=epochs, batch_size=batch_size,
-        lr=lr, ce_weight=ce_weight, ot_weight=ot_weight, nce_weight=nce_weight, ot_reg=ot_reg,
-        patience=patience, seed=seed, device=device, limit=limit,
-    )
-    zero_shot = superclass_auc_fn(Path(data)) if zero_shot_metric else None
     try:
+        cfg = TrainConfig(
+            data=str(data.resolve()), out=str(out), text_model=text_model, encoder=encoder, fs_hz=fs,
+            train_split=train_split, val_split=val_split, epochs=epochs, batch_size=batch_size,
+            lr=lr, warmup_fraction=warmup, ce_weight=ce_weight, ot_weight=ot_weight, nce_weight=nce_weight,
+            ot_reg=ot_reg, patience=patience, seed=seed, device=device, limit=limit,
+        )
+        zero_shot = superclass_auc_fn(data.resolve()) if zero_shot_metric else None
         run = run_training(cfg, resume=resume, console=console, zero_shot_fn=zero_shot)
     except KeyboardInterrupt:
         Console(stderr=True, highlight=False).print(
             f"interrupted: continue with --resume (from {out / 'last.pt'})", style="yellow", markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     console.print(f"done: {run}/best.pt (export with: ecgreport export-onnx {run}/best.pt)", markup=False)
+
+
+# \b keeps click from re-wrapping the format's table.
+train.__doc__ = f"{train.__doc__}\n{textwrap.indent(DATASET_HELP, '    ')}"

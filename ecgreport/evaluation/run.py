@@ -1,6 +1,7 @@
-"""`ecgreport evaluate`: one run that measures a model and its baselines on PTB-XL.
+"""`ecgreport evaluate`: one run that measures a model and its baselines on a dataset
+(see `ecgreport.dataset.format`; PTB-XL is one).
 
-What is measured (fold 10 by default):
+What is measured (the dataset's test split by default: `test`, or PTB-XL's fold 10):
 - report generation vs the English references: BLEU-1..4, METEOR, ROUGE-L, CIDEr
   (pycocoevalcap), for the model's decoder, the decoder's report chosen together with the
   reports of the k nearest training ECGs by consensus (MBR), the neighbours' consensus
@@ -12,6 +13,10 @@ What is measured (fold 10 by default):
 - zero-shot detection: macro AUC with a 95% bootstrap interval for the superclass,
   subclass, form and rhythm tasks, for both scoring methods ('direct': ECG embedding vs
   prompt embedding; 'knn': prompt vs the reports of the 25 nearest training ECGs); chance 0.5.
+  Clinical statements and these four tasks need PTB-XL (scp_codes, scp_statements.csv).
+- on any dataset, for each label set of the bundle with a truth table (`--truth`,
+  `truth.py`): zero-shot macro AUC with its bootstrap interval for both scoring methods,
+  and the F1 of the label mentions in each system's report text against the truth.
 
 Works on an ONNX bundle (onnxruntime, no torch) or on a training checkpoint (torch).
 """
@@ -32,6 +37,8 @@ from ecgreport.evaluation.detection import bootstrap_auc_ci, macro_auc
 from ecgreport.evaluation.labels import load_ptbxl_labels
 from ecgreport.evaluation.statements import EXTRACTABLE_CODES, read_scp_codes, report_statement_scores
 from ecgreport.evaluation.text_metrics import caption_scores, java_available
+from ecgreport.dataset.format import open_dataset, parse_splits
+from ecgreport.evaluation.truth import mention_matrix, mention_scores, read_truth
 from ecgreport.training.data import load_split
 
 log = logging.getLogger(__name__)
@@ -66,6 +73,11 @@ class _BundlePredictor:
     def label_names(self, data_dir: Path) -> dict[str, list[str]]:
         return self.runner.bundle.label_sets
 
+    def label_prompts(self) -> dict[str, list[list[str]]]:
+        """Per label set, each label's prompts (its description when it has none)."""
+        return {name: [lab.get("prompts") or [lab["description"]] for lab in s["labels"]]
+                for name, s in self.runner.bundle.manifest["label_sets"].items()}
+
     def zero_shot(self, emb: np.ndarray, method: str, train=None, train_emb=None) -> dict[str, np.ndarray] | None:
         if method == "knn" and self.runner.bundle.retrieval is None:
             return None
@@ -76,7 +88,7 @@ class _CheckpointPredictor:
     def __init__(self, path: Path, device: str):
         import torch
 
-        from ecgreport.onnx.export import load_checkpoint
+        from ecgreport.training.checkpoint import load_checkpoint
 
         self.torch = torch
         self.model, self.tokenizer, self.ckpt = load_checkpoint(path)
@@ -112,6 +124,10 @@ class _CheckpointPredictor:
         self.label_emb = {k: ensemble_embeddings(self.text.embed, v) for k, v in sets.items()}
         return {k: [l.name for l in v] for k, v in sets.items()}
 
+    def label_prompts(self) -> dict[str, list[list[str]]]:
+        raise ValueError("--truth scores the label sets of an exported bundle: export the checkpoint "
+                         "(ecgreport export-onnx ... --labels NAME=FILE.csv) and evaluate the bundle")
+
     def zero_shot(self, emb: np.ndarray, method: str, train=None, train_emb=None) -> dict[str, np.ndarray] | None:
         from ecgreport.onnx.retrieval import Retrieval
 
@@ -132,8 +148,12 @@ def open_predictor(model: Path, device: str = "auto"):
 
 @dataclass
 class EvalOptions:
-    folds: tuple[int, ...] = (10,)
-    train_folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    """split / train_split: values of the dataset's split column, () for its defaults
+    (test and train; PTB-XL folds 10 and 1-8). truth: {label set: truth CSV}."""
+
+    split: tuple[str, ...] = ()
+    train_split: tuple[str, ...] = ()
+    truth: dict = None
     limit: int = 0
     beams: int = 1
     bootstrap: int = 1000
@@ -156,15 +176,25 @@ def _batched(fn, x: np.ndarray, batch_size: int, progress=None, label: str = "")
 
 
 def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = "auto", progress=None) -> dict:
-    """Measure `model_path` (bundle folder or checkpoint) on PTB-XL `data_dir`."""
+    """Measure `model_path` (bundle folder or checkpoint) on the dataset `data_dir`."""
     t0 = time.perf_counter()
-    data_dir = Path(data_dir)
+    ds = open_dataset(Path(data_dir))
+    data_dir = ds.root
+    split = parse_splits(opts.split) if opts.split else ds.default_split("test")
+    train_split = parse_splits(opts.train_split) if opts.train_split else ds.default_split("train")
+    truth_files = dict(opts.truth or {})
+    if not truth_files and (ds.root / "truth").is_dir():
+        truth_files = {p.stem: p for p in sorted((ds.root / "truth").glob("*.csv"))}
     pred = open_predictor(model_path, device)
+    if truth_files:
+        pred.label_prompts()  # a checkpoint has no label sets of its own: says so before any work
     limit = opts.limit or None
-    test = load_split(data_dir, set(opts.folds), pred.fs_hz, pred.window, limit, progress, require_report=False)
+    test = load_split(ds, split, pred.fs_hz, pred.window, limit, progress, require_report=False, role="test")
+    ptbxl = ds.is_ptbxl and (data_dir / "scp_statements.csv").is_file()
     result: dict = {
         "ecgreport_version": __version__, "model": str(model_path), "backend": pred.kind, "data": str(data_dir),
-        "folds": list(opts.folds), "n_records": len(test),
+        "data_name": ds.name, "is_ptbxl": ptbxl, "split_column": ds.split_column,
+        "folds": list(split), "train_split": list(train_split), "n_records": len(test),
     }
 
     if opts.reports:
@@ -175,35 +205,16 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
     else:
         emb = np.concatenate(_batched(pred.embed, test.signals, opts.batch_size, progress, "encoding"))
         generated = []
-    train = load_split(data_dir, set(opts.train_folds), pred.fs_hz, pred.window, limit, progress)
-    train_emb = np.concatenate(_batched(pred.embed, train.signals, opts.batch_size, progress, "encoding training folds"))
+    train = load_split(ds, train_split, pred.fs_hz, pred.window, limit, progress, role="train")
+    train_emb = np.concatenate(_batched(pred.embed, train.signals, opts.batch_size, progress, "encoding training split"))
 
-    # Zero-shot detection, with both scoring methods.
-    table = load_ptbxl_labels(data_dir)
-    names = pred.label_names(data_dir)
-    index = {int(e): i for i, e in enumerate(test.ecg_ids)}
     result["zero_shot"] = {}
-    for method in ("direct", "knn"):
-        scores_all = pred.zero_shot(emb, method, train, train_emb)
-        if scores_all is None:
-            continue
-        zero_shot = {}
-        for task in TASKS:
-            if task not in scores_all:
-                continue
-            ids = [i for i in table.select(task, opts.folds) if i in index]
-            present = set(table.classes(task, opts.folds))
-            cols = [j for j, n in enumerate(names[task]) if n in present]
-            if not ids or not cols:
-                continue
-            y = table.matrix(task, ids, [names[task][j] for j in cols])
-            scores = scores_all[task][np.array([index[i] for i in ids])][:, cols]
-            macro, per_class = macro_auc(y, scores, [names[task][j] for j in cols])
-            lo, hi = (bootstrap_auc_ci(y, scores, n_resamples=opts.bootstrap, seed=opts.seed)
-                      if opts.bootstrap else (np.nan, np.nan))
-            zero_shot[task] = {"macro_auc": macro, "ci95": [lo, hi], "per_class": per_class,
-                               "n_records": len(ids), "n_classes": len(cols)}
-        result["zero_shot"][method] = zero_shot
+    if ptbxl:
+        _ptbxl_zero_shot(result, pred, data_dir, test, emb, train, train_emb, split, opts)
+    truth_tables = {name: read_truth(path, pred.label_names(data_dir).get(name), name)
+                    for name, path in truth_files.items()}
+    if truth_tables:
+        _truth_zero_shot(result, pred, test, emb, train, train_emb, truth_tables, opts)
     result["zero_shot_default"] = pred.default_scoring
     result["chance_auc"] = 0.5
 
@@ -227,24 +238,110 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
         refs = [test.reports[i] for i in has_ref]
         result["n_with_reference"] = len(has_ref)
         result["meteor_available"] = java_available()
-        result["report_generation"] = {
-            name: caption_scores(refs, [hyps[i] for i in has_ref]) for name, hyps in systems.items()
-        }
-        scp = read_scp_codes(data_dir / "ptbxl_database.csv")
-        codes = [set(scp[int(e)][0]) for e in test.ecg_ids]
-        statements = {name: report_statement_scores(codes, hyps) for name, hyps in systems.items()}
-        statements["reference_reports"] = report_statement_scores([codes[i] for i in has_ref], refs)
-        for s in statements.values():
-            s.pop("per_code", None)
-        result["clinical_statements"] = statements
-        result["statement_codes"] = len(EXTRACTABLE_CODES)
+        if has_ref:
+            result["report_generation"] = {
+                name: caption_scores(refs, [hyps[i] for i in has_ref]) for name, hyps in systems.items()
+            }
+        if ptbxl:
+            scp = read_scp_codes(data_dir / "ptbxl_database.csv")
+            codes = [set(scp[int(e)][0]) for e in test.record_ids]
+            statements = {name: report_statement_scores(codes, hyps) for name, hyps in systems.items()}
+            statements["reference_reports"] = report_statement_scores([codes[i] for i in has_ref], refs)
+            for s in statements.values():
+                s.pop("per_code", None)
+            result["clinical_statements"] = statements
+            result["statement_codes"] = len(EXTRACTABLE_CODES)
+        if truth_tables:
+            prompts = pred.label_prompts()
+            result["report_labels"] = {}
+            for name, (ids, classes, y) in truth_tables.items():
+                rows = _rows_in(test, ids)
+                if not rows[0]:
+                    continue
+                keep, yy = rows[0], y[rows[1]]
+                set_prompts = [prompts[name][pred.label_names(data_dir)[name].index(c)] for c in classes]
+                result["report_labels"][name] = {
+                    system: mention_scores(yy, mention_matrix([hyps[i] for i in keep], set_prompts))
+                    for system, hyps in {**systems, "reference_reports": test.reports}.items()
+                }
         result["examples"] = [
-            {"ecg_id": int(test.ecg_ids[i]), "reference": test.reports[i], "generated": generated[i],
+            {"record_id": str(test.record_ids[i]), "reference": test.reports[i], "generated": generated[i],
              "retrieved": retrieved[i], "consensus": systems["model+retrieval consensus"][i]} for i in has_ref[:5]
         ]
-    result["quoted_literature"] = QUOTED
+    if ptbxl:
+        result["quoted_literature"] = QUOTED
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def _rows_in(test, ids: list[str]) -> tuple[list[int], list[int]]:
+    """(rows of `test`, rows of the truth table) for the test records the table covers."""
+    where = {rid: j for j, rid in enumerate(ids)}
+    pairs = [(i, where[str(rid)]) for i, rid in enumerate(test.record_ids) if str(rid) in where]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _auc_entry(y: np.ndarray, scores: np.ndarray, classes: list[str], opts: EvalOptions) -> dict | None:
+    defined = [j for j in range(y.shape[1]) if 0 < y[:, j].sum() < len(y)]
+    if not defined:
+        return None
+    y, scores, names = y[:, defined], scores[:, defined], [classes[j] for j in defined]
+    macro, per_class = macro_auc(y, scores, names)
+    lo, hi = (bootstrap_auc_ci(y, scores, n_resamples=opts.bootstrap, seed=opts.seed)
+              if opts.bootstrap else (np.nan, np.nan))
+    return {"macro_auc": macro, "ci95": [lo, hi], "per_class": per_class,
+            "n_records": len(y), "n_classes": len(names)}
+
+
+def _truth_zero_shot(result, pred, test, emb, train, train_emb, truth_tables, opts) -> None:
+    """AUC of each truth table's label set, for both scoring methods. Classes without both
+    a positive and a negative test record have no AUC and are left out (counted)."""
+    result["truth"] = {}
+    for method in ("direct", "knn"):
+        scores_all = pred.zero_shot(emb, method, train, train_emb)
+        if scores_all is None:
+            continue
+        for name, (ids, classes, y) in truth_tables.items():
+            test_rows, truth_rows = _rows_in(test, ids)
+            result["truth"][name] = {"n_records": len(test_rows), "n_classes": len(classes),
+                                     "classes_with_auc": [c for j, c in enumerate(classes)
+                                                          if 0 < y[truth_rows, j].sum() < len(truth_rows)]}
+            if not test_rows:
+                continue
+            names = pred.label_names(None)[name]
+            cols = [names.index(c) for c in classes]
+            entry = _auc_entry(y[truth_rows], scores_all[name][np.array(test_rows)][:, cols], classes, opts)
+            if entry:
+                result["zero_shot"].setdefault(method, {})[name] = entry
+
+
+def _ptbxl_zero_shot(result, pred, data_dir, test, emb, train, train_emb, split, opts) -> None:
+    """PTB-XL's superclass, subclass, form and rhythm tasks from scp_codes."""
+    table = load_ptbxl_labels(data_dir)
+    names = pred.label_names(data_dir)
+    folds = [int(f) for f in split]
+    index = {int(e): i for i, e in enumerate(test.record_ids)}
+    for method in ("direct", "knn"):
+        scores_all = pred.zero_shot(emb, method, train, train_emb)
+        if scores_all is None:
+            continue
+        zero_shot = {}
+        for task in TASKS:
+            if task not in scores_all:
+                continue
+            ids = [i for i in table.select(task, folds) if i in index]
+            present = set(table.classes(task, folds))
+            cols = [j for j, n in enumerate(names[task]) if n in present]
+            if not ids or not cols:
+                continue
+            y = table.matrix(task, ids, [names[task][j] for j in cols])
+            scores = scores_all[task][np.array([index[i] for i in ids])][:, cols]
+            macro, per_class = macro_auc(y, scores, [names[task][j] for j in cols])
+            lo, hi = (bootstrap_auc_ci(y, scores, n_resamples=opts.bootstrap, seed=opts.seed)
+                      if opts.bootstrap else (np.nan, np.nan))
+            zero_shot[task] = {"macro_auc": macro, "ci95": [lo, hi], "per_class": per_class,
+                               "n_records": len(ids), "n_classes": len(cols)}
+        result["zero_shot"][method] = zero_shot
 
 
 def _f(v) -> str:
@@ -252,8 +349,9 @@ def _f(v) -> str:
 
 
 def to_markdown(res: dict, title: str = "ecgreport evaluation") -> str:
-    lines = [f"## {title}", "",
-             f"Model `{res['model']}` ({res['backend']}); PTB-XL folds {res['folds']}, {res['n_records']} records.", ""]
+    where = (f"PTB-XL folds {res['folds']}" if res.get("is_ptbxl", True)
+             else f"{res.get('data_name', 'the dataset')}, split {', '.join(res['folds'])}")
+    lines = [f"## {title}", "", f"Model `{res['model']}` ({res['backend']}); {where}, {res['n_records']} records.", ""]
     for method, zs in res.get("zero_shot", {}).items():
         default = " (the bundle's default)" if method == res.get("zero_shot_default") else ""
         lines += [f"### Zero-shot detection, {method} scoring{default} (macro AUC, 95% bootstrap CI; chance 0.5)", "",
@@ -261,20 +359,29 @@ def to_markdown(res: dict, title: str = "ecgreport evaluation") -> str:
         for task, z in zs.items():
             lines.append(f"| {task} | {z['n_classes']} | {z['n_records']} | {_f(z['macro_auc'])} | "
                          f"{_f(z['ci95'][0])}-{_f(z['ci95'][1])} |")
-        sup = zs.get("superclass")
-        if sup:
-            lines += ["", "Superclass per class: " + ", ".join(f"{k} {_f(v)}" for k, v in sup["per_class"].items())]
+        for task, z in zs.items():
+            if task == "superclass" or task not in TASKS:  # PTB-XL's superclasses and every truth-table set
+                lines += ["", f"{task} per class: " + ", ".join(f"{k} {_f(v)}" for k, v in z["per_class"].items())]
         lines.append("")
     if res.get("report_generation"):
         metrics = [m for m in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
                    if m in next(iter(res["report_generation"].values()))]
-        lines += [f"### Report generation ({res['n_with_reference']} records with an English reference; pycocoevalcap)", "",
+        lines += [f"### Report generation ({res['n_with_reference']} records with a reference report; pycocoevalcap)", "",
                   "| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
         for name, m in res["report_generation"].items():
             lines.append(f"| {name} | " + " | ".join(_f(m[k]) for k in metrics) + " |")
         if not res.get("meteor_available"):
             lines.append("\nMETEOR skipped: Java is not installed.")
-        lines += ["", "### Clinical correctness (SCP statements extracted from the report vs `scp_codes`)", "",
+        lines.append("")
+    for name, systems in res.get("report_labels", {}).items():
+        lines += [f"### Labels of set `{name}` mentioned in the report text vs the truth table", "",
+                  "| system | micro P | micro R | micro F1 | macro F1 |", "|---|---|---|---|---|"]
+        for system, s in systems.items():
+            lines.append(f"| {system} | {_f(s['micro_precision'])} | {_f(s['micro_recall'])} | "
+                         f"{_f(s['micro_f1'])} | {_f(s['macro_f1'])} |")
+        lines.append("")
+    if res.get("clinical_statements"):
+        lines += ["### Clinical correctness (SCP statements extracted from the report vs `scp_codes`)", "",
                   "| system | micro P | micro R | micro F1 | macro F1 |", "|---|---|---|---|---|"]
         for name, s in res["clinical_statements"].items():
             lines.append(f"| {name} | {_f(s['micro_precision'])} | {_f(s['micro_recall'])} | "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -29,14 +30,13 @@ import torch
 from ecgreport import DISCLAIMER
 from ecgreport.errors import BundleError
 from ecgreport.leads import STANDARD_LEADS
-from ecgreport.model.config import ModelConfig
 from ecgreport.model.generate import greedy_generate
 from ecgreport.model.model import ECGReportModel, embed_signals
 from ecgreport.onnx.graphs import export_graphs
 from ecgreport.onnx.runtime import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, ModelRunner, load_bundle, manifest_checksum, sha256_file
-from ecgreport.labelsets import read_labels_csv
 from ecgreport.prompts import Label, build_label_sets, ensemble_embeddings
 from ecgreport.reports import WordTokenizer
+from ecgreport.training.checkpoint import load_checkpoint, train_config
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +53,6 @@ class ParityResult:
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
-
-
-def load_checkpoint(path: Path) -> tuple[ECGReportModel, WordTokenizer, dict]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    for key in ("model", "model_config", "tokenizer"):
-        if key not in ckpt:
-            raise BundleError(f"{path}: not an ecgreport training checkpoint (no {key!r})")
-    model = ECGReportModel(ModelConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.eval(), WordTokenizer.from_dict(ckpt["tokenizer"]), ckpt
 
 
 def check_parity(bundle_dir: Path, model: ECGReportModel, tokenizer: WordTokenizer, x: np.ndarray,
@@ -87,15 +77,21 @@ def check_parity(bundle_dir: Path, model: ECGReportModel, tokenizer: WordTokeniz
     return result
 
 
-def build_retrieval(model: ECGReportModel, text, data_dir: Path, folds, batch_size: int = 256, progress=None) -> dict:
-    """Training-fold ECG embeddings and their reports' text embeddings, for the bundle."""
+def build_retrieval(model: ECGReportModel, text, data_dir: Path, splits=None, batch_size: int = 256,
+                    progress=None) -> dict:
+    """Training-split ECG embeddings and their reports' text embeddings, for the bundle.
+    splits: values of the dataset's split column; None: its default training split."""
+    from ecgreport.dataset.format import open_dataset
     from ecgreport.training.data import load_split
 
     cfg = model.cfg
-    data = load_split(Path(data_dir), set(folds), cfg.fs_hz, cfg.window_samples, progress=progress)
+    ds = open_dataset(Path(data_dir))
+    splits = tuple(splits) if splits else ds.default_split("train")
+    data = load_split(ds, splits, cfg.fs_hz, cfg.window_samples, progress=progress, role="train")
     emb = embed_signals(model, data.signals, batch_size=batch_size)
     return {"train_embeddings": emb, "report_ids": data.report_ids, "reports": data.unique_reports,
-            "report_embeddings": text.embed(data.unique_reports), "folds": sorted(set(int(f) for f in folds))}
+            "report_embeddings": text.embed(data.unique_reports), "splits": list(splits),
+            "data_name": ds.name, "data": str(ds.root)}
 
 
 def _write_retrieval(folder: Path, retrieval: dict, k: int) -> dict:
@@ -113,7 +109,7 @@ def _write_retrieval(folder: Path, retrieval: dict, k: int) -> dict:
     (folder / "retrieval_reports.json").write_text(json.dumps(retrieval["reports"], ensure_ascii=False), encoding="utf-8")
     return {"file": "retrieval.npz", "reports": "retrieval_reports.json", "k": k,
             "n_train": int(len(retrieval["report_ids"])), "n_reports": len(retrieval["reports"]),
-            "folds": retrieval.get("folds")}
+            "splits": retrieval.get("splits"), "data_name": retrieval.get("data_name")}
 
 
 def _write_manifest(folder: Path, manifest: dict) -> None:
@@ -140,30 +136,32 @@ def export_bundle(
     out_dir: Path,
     parity_inputs: np.ndarray,
     scp_statements: Path | None = None,
-    labels_csv: Path | None = None,
     text_model: str | None = None,
     model_card: str | None = None,
     extra_manifest: dict | None = None,
     rtol: float = 1e-4,
+    label_sets: dict[str, list[Label]] | None = None,
     retrieval_data: Path | None = None,
     scoring: str = "knn",
     k: int = 25,
     report_method: str = "consensus",
     progress=None,
 ) -> dict:
-    """Write a bundle to out_dir (replacing it only once the new one passed its checks)."""
+    """Write a bundle to out_dir (replacing it only once the new one passed its checks).
+
+    Label sets: `label_sets` ({name: labels}) and PTB-XL's from `scp_statements`. Retrieval
+    data: the training split of `retrieval_data` (a dataset folder). The folder is created
+    with the mode the umask gives any new folder.
+    """
     from ecgreport.model.text_encoder import TextEncoder
 
     model, tokenizer, ckpt = load_checkpoint(checkpoint)
     cfg = model.cfg
-    label_sets: dict[str, list[Label]] = {}
+    label_sets = dict(label_sets or {})
     if scp_statements is not None:
         label_sets.update(build_label_sets(scp_statements))
-    if labels_csv is not None:
-        label_sets["custom"] = [Label(name, prompts[0], prompts)
-                                for name, prompts in read_labels_csv(labels_csv).items()]
     if not label_sets:
-        raise BundleError("no label sets: give --scp-statements (PTB-XL's scp_statements.csv) and/or --labels CSV")
+        raise BundleError("no label sets: give --labels NAME=FILE.csv and/or PTB-XL's --scp-statements")
     text_name = text_model or ckpt.get("text_model") or "all-MiniLM-L6-v2"
     text = TextEncoder(text_name)
     if text.dim != cfg.text_dim:
@@ -176,11 +174,13 @@ def export_bundle(
         tokenizer.save(staging / "tokenizer.json")
         np.savez(staging / "label_embeddings.npz",
                  **{name: ensemble_embeddings(text.embed, labels) for name, labels in label_sets.items()})
-        train_cfg = ckpt.get("config", {})
+        tcfg = train_config(ckpt)
+        train_cfg = tcfg.to_dict()
         retrieval_meta = None
         if retrieval_data is not None:
-            folds = train_cfg.get("train_folds") or list(range(1, 9))
-            retrieval_meta = _write_retrieval(staging, build_retrieval(model, text, retrieval_data, folds, progress=progress), k)
+            same_data = Path(retrieval_data).resolve() == Path(tcfg.data or ".").resolve()
+            splits = tcfg.train_split if same_data else None
+            retrieval_meta = _write_retrieval(staging, build_retrieval(model, text, retrieval_data, splits, progress=progress), k)
         if retrieval_meta is None:
             scoring, report_method = "direct", "decoder"
         manifest = {
@@ -211,6 +211,7 @@ def export_bundle(
             "model_config": cfg.to_dict(),
             "n_parameters": sum(p.numel() for p in model.parameters()),
             "train_config": train_cfg,
+            "training_data": {"name": _data_name(tcfg), "citation": tcfg.data_citation, "path": tcfg.data},
             "versions": _versions(),
             **(extra_manifest or {}),
         }
@@ -220,6 +221,10 @@ def export_bundle(
         parity = check_parity(staging, model, tokenizer, parity_inputs.astype(np.float32), rtol)
         manifest["parity"] = {**parity.to_dict(), "rtol": rtol}
         _write_manifest(staging, manifest)
+        # mkdtemp made the folder 0700: give it the mode any new folder gets under the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         shutil.move(str(staging), str(out_dir))
@@ -229,21 +234,34 @@ def export_bundle(
     return manifest
 
 
+def _data_name(cfg) -> str:
+    """The training data's name: the run's data_name, else (runs from before it was
+    recorded, all in PTB-XL's layout) PTB-XL or the folder's name."""
+    if cfg.data_name:
+        return cfg.data_name
+    if not cfg.data or (Path(cfg.data) / "ptbxl_database.csv").is_file():
+        return "PTB-XL"
+    return Path(cfg.data).name
+
+
 def default_model_card(manifest: dict) -> str:
     """A minimal model card; `ecgreport evaluate --model-card` writes the full one with metrics."""
     tc = manifest.get("train_config", {})
+    td = manifest.get("training_data", {})
+    data = f"{td.get('name', '?')} ({td['citation']})" if td.get("citation") else td.get("name", "?")
     return f"""# ecgreport model
 
 {manifest['disclaimer']}
 
 - Encoder: {manifest['model_config']['encoder']}; text model: {manifest['text_model']['name']}
 - Input: {manifest['input']['fs_hz']:g} Hz, {manifest['input']['window_s']:g} s windows, leads {', '.join(manifest['input']['leads'])}, mV
-- Trained on: {tc.get('data', '?')} folds {tc.get('train_folds', '?')}, selected on folds {tc.get('val_folds', '?')}
+- Trained on: {data}, split {', '.join(tc.get('train_split') or ['?'])}; checkpoint chosen on split {', '.join(tc.get('val_split') or ['?'])}
+- Data folder: {tc.get('data', '?')}
 - Loss weights: CE {tc.get('ce_weight')}, OT {tc.get('ot_weight')}, InfoNCE {tc.get('nce_weight')}
 
-Metrics: run `ecgreport evaluate --model <bundle> --data <PTB-XL>`.
+Metrics: run `ecgreport evaluate --model <bundle> --data <dataset>`.
 
-Data: PTB-XL (Wagner et al., Scientific Data 7, 154, 2020; CC BY 4.0).
+Data: {data}.
 Method: Qiu et al., "Transfer Knowledge from Natural Language to Electrocardiography", Findings of EACL 2023.
 """
 

@@ -300,7 +300,7 @@ def report_text(entry: dict) -> str:
     if entry.get("decoder_report") not in (None, entry["report"]):
         lines += ["", "The decoder alone wrote:", f"  {entry['decoder_report'] or '(empty)'}"]
     if entry.get("similar_training_report"):
-        lines += ["", "Most similar training reports (consensus of the nearest PTB-XL training ECGs):",
+        lines += ["", f"Most similar training reports (consensus of the nearest {entry.get('training_data', 'PTB-XL')} training ECGs):",
                   f"  {entry['similar_training_report']}"]
     if entry.get("scoring") == "knn":
         lines += ["", "Top zero-shot findings. Each number is the mean cosine similarity (-1 to 1) between",

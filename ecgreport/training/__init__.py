@@ -1,1 +1,1 @@
-"""Training on PTB-XL (or any dataset in its layout): data loading, loop, checkpoints."""
+"""Training on a dataset of ECGs and reports (ecgreport.dataset.format; PTB-XL is one): data loading, loop, checkpoints (`checkpoint` owns their format)."""

@@ -8,6 +8,7 @@ batch. Only rank 0 validates and writes files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -31,6 +32,8 @@ from ecgreport.model.losses import ot_alignment_loss, paired_nce_loss, report_ce
 from ecgreport.model.model import ECGReportModel, count_parameters
 from ecgreport.model.text_encoder import TextEncoder
 from ecgreport.reports import WordTokenizer
+from ecgreport.dataset.format import open_dataset
+from ecgreport.training.checkpoint import read_checkpoint, save_checkpoint
 from ecgreport.training.config import TrainConfig
 from ecgreport.training.data import ECGTextSet, load_split
 
@@ -111,10 +114,11 @@ def loss_terms(emb, logits, batch, cfg: TrainConfig, pad_id: int) -> dict[str, t
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 1% of the peak."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    t = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    """Linear warm-up over cfg.warmup(total) steps, then cosine decay to 1% of the peak."""
+    warmup = cfg.warmup(total)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -146,9 +150,21 @@ def _is_dist() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def resolve_data(cfg: TrainConfig):
+    """(cfg with the data path made absolute, the splits and the data's name filled in, dataset).
+    What config.json and the checkpoints record, so export finds the same data from anywhere."""
+    ds = open_dataset(Path(cfg.data))
+    cfg = dataclasses.replace(
+        cfg, data=str(ds.root), data_name=cfg.data_name or ds.name, data_citation=cfg.data_citation or ds.citation,
+        train_split=cfg.train_split or ds.default_split("train"),
+        val_split=cfg.val_split or ds.default_split("val"))
+    return cfg, ds
+
+
 def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=None) -> Path:
     """Train and return the run folder (config.json, metrics.jsonl, best.pt, last.pt)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     console = console or Console(stderr=True)
@@ -161,6 +177,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     is_main = rank == 0
+    cfg, ds = resolve_data(cfg)
     out = Path(cfg.out)
     set_seed(cfg.seed)
     if device.type == "cpu":
@@ -173,14 +190,15 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
     )
     with progress:
         limit = cfg.limit or None
-        train_set = load_split(Path(cfg.data), set(cfg.train_folds), cfg.fs_hz, int(10 * cfg.fs_hz), limit, progress)
-        val_set = load_split(Path(cfg.data), set(cfg.val_folds), cfg.fs_hz, int(10 * cfg.fs_hz), limit, progress)
+        window = int(10 * cfg.fs_hz)
+        train_set = load_split(ds, cfg.train_split, cfg.fs_hz, window, limit, progress, role="train")
+        val_set = load_split(ds, cfg.val_split, cfg.fs_hz, window, limit, progress, role="validation")
         ckpt = None
         if resume:
             last = out / "last.pt"
             if not last.exists():
                 raise UsageError(f"--resume: no {last} to continue from")
-            ckpt = torch.load(last, map_location="cpu", weights_only=False)
+            ckpt = read_checkpoint(last)
             tokenizer = WordTokenizer.from_dict(ckpt["tokenizer"])
         else:
             tokenizer = WordTokenizer.build(train_set.reports, cfg.min_word_count)
@@ -217,21 +235,15 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
         tokenizer.save(out / "tokenizer.json")
         console.print(
             f"[bold]ecgreport train[/] {cfg.encoder} encoder, {count_parameters(model):,} parameters, "
-            f"{len(train_set):,} train / {len(val_set):,} validation records, vocabulary {len(tokenizer)}, "
-            f"device {device}, {world} process(es)"
+            f"{len(train_set):,} train / {len(val_set):,} validation records of {escape(ds.name)}, vocabulary {len(tokenizer)}, "
+            f"{cfg.warmup(total)} of {total} steps warm-up, device {device}, {world} process(es)"
         )
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
     def save(name: str, epoch: int, metrics: dict) -> None:
-        state = {
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
-            "config": cfg.to_dict(), "model_config": mcfg.to_dict(), "tokenizer": tokenizer.to_dict(),
-            "text_model": cfg.text_model, "metrics": metrics, "best_val_loss": best, "bad_epochs": bad_epochs,
-            "versions": library_versions(), "rng": {"torch": torch.get_rng_state()},
-        }
-        tmp = out / f".{name}.tmp"
-        torch.save(state, tmp)
-        tmp.replace(out / name)
+        save_checkpoint(out / name, model=model, optimizer=opt, epoch=epoch, step=step, config=cfg,
+                        model_config=mcfg, tokenizer=tokenizer, metrics=metrics, best_val_loss=best,
+                        bad_epochs=bad_epochs, versions=library_versions())
 
     def _end_of_epoch(epoch: int, epoch_s: float, sums: dict) -> bool:
         nonlocal best, bad_epochs
