@@ -381,3 +381,22 @@ def too_few_leads(lead_mask: np.ndarray, derived: list[str] | tuple[str, ...],
     return (f"too few leads: {len(usable)} usable of the 12 standard leads ({shown or 'none'}; "
             f"the record holds {', '.join(leads_found) or 'none'}), at least {min_leads} "
             "needed (--min-leads)")
+
+
+# ---------------------------------------------------------------- a record's output fields
+
+
+def check_record(spans_mv: list[np.ndarray], starts: list[int], fs_hz: float,
+                 lead_mask: np.ndarray, derived: tuple[str, ...] | list[str] = ()) -> dict:
+    """The ``records.jsonl`` fields of the checks of a record read in spans (windows).
+
+    ``spans_mv``: ``(12, n)`` mV arrays at ``fs_hz``; ``starts``: their first samples (a
+    finding in a record of several spans names the span's start, in seconds).
+    Returns ``{"quality": verdict, "signal_checks": [finding dicts]}``, the verdict the
+    worst of the spans'.
+    """
+    total = SignalChecks()
+    for span, start in zip(spans_mv, starts):
+        where = f"at {start / fs_hz:g} s: " if len(spans_mv) > 1 else ""
+        total.merge(check_signal(span, fs_hz, lead_mask, derived), where)
+    return {"quality": total.verdict, "signal_checks": [f.as_dict() for f in total.findings]}
