@@ -201,11 +201,13 @@ def check_signal(signal_mv: np.ndarray, fs_hz: float, lead_mask: np.ndarray,
     feats = lead_features(signal_mv, fs_hz, np.array(recorded))
     by_lead = {lead: i for i, lead in enumerate(feats.leads)}
     _check_amplitude(feats, result)
-    if "amplitude_implausible" not in result.codes:  # else every other finding is moot
-        _check_consistency(feats, by_lead, result)
-        _check_polarity(feats, by_lead, result)
+    if result.findings:  # wrong units or gain: every other threshold (in mV) is moot
+        result.verdict = UNREADABLE
+        return result
+    _check_consistency(feats, by_lead, result)
+    _check_polarity(feats, by_lead, result)
     bad = _check_quality(feats, result)
-    if "amplitude_implausible" in result.codes or len(bad) >= max(1, UNREADABLE_SHARE * len(recorded)):
+    if len(bad) >= max(1, UNREADABLE_SHARE * len(recorded)):
         result.verdict = UNREADABLE
     elif result.codes:
         result.verdict = ACCEPTABLE
