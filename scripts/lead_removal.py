@@ -139,6 +139,15 @@ def markdown(results: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the repository when inside it (the doc is read from there)."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(path).resolve().relative_to(repo))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="PTB-XL folder")
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": "python scripts/lead_removal.py " + " ".join(argv or sys.argv[1:]),
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "seconds": time.perf_counter() - started, "folds": 10, "n_records": len(ids),
-            "model": str(model), "default_scoring": runner.bundle.scoring}
+            "model": _shown(model), "default_scoring": runner.bundle.scoring}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     if args.doc:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -106,8 +106,8 @@ def at_electrodes(x):
     return x
 
 
-def noisy(x, rng):
-    return at_electrodes(x + rng.normal(0, 0.1, x.shape).astype(np.float32))
+def noisy(x, rng, rms_mv=0.1):
+    return at_electrodes(x + rng.normal(0, rms_mv, x.shape).astype(np.float32))
 
 
 def drifting(x, rng):
@@ -125,6 +125,8 @@ def alterations(rng):
         ("V2 off for 5 s (constant)", "lead_off", lead_off),
         ("V2 clipped at 40% of its peak", "saturation", clipped),
         ("white noise 0.1 mV RMS at every electrode", "static_noise", lambda x: noisy(x, rng)),
+        ("white noise 0.3 mV RMS at every electrode", "static_noise",
+         lambda x: noisy(x, rng, 0.3)),
         ("baseline drift 1 mV at 0.15 Hz at every electrode", "baseline_drift",
          lambda x: drifting(x, rng)),
     ]
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append(res.verdict)
         if rec.lead_mask[:6].all() and not rec.derived_leads:
             limb = f.y[:6].astype(np.float64)  # rows_used starts with the six limb leads
+            limb -= limb.mean(axis=1, keepdims=True)
             scale = max(float(limb.std(axis=1).mean()), 1e-3)
             residuals.append(max(C._residuals(limb, set(range(6)), scale).values()))
         if int(r["strat_fold"]) == 10 and rec.signal_mv.shape[1] == 1000 and rec.lead_mask.all():
@@ -240,20 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     for label, xs, fs in (("100 Hz", sample, 100.0), ("500 Hz", hi, 500.0)):
         runs = []
         for _ in range(5):
-            t0 = time.perf_counter()
+            t0 = time.process_time()  # CPU time: the machine is shared, wall time is not ours
             for x in xs:
                 C.check_signal(x, fs, mask)
-            runs.append((time.perf_counter() - t0) / len(xs) * 1000)
+            runs.append((time.process_time() - t0) / len(xs) * 1000)
         timing[label] = min(runs)
     import wfdb
 
     paths = [str(args.data / r["filename_lr"]) for r in rows if int(r["strat_fold"]) == 10][:500]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for p in paths:
         wfdb.rdsamp(p)
-    rdsamp_ms = (time.perf_counter() - t0) / len(paths) * 1000
-    out += ["", "Speed (one core, best of 5 passes over 500 fold-10 records, 12 leads x 10 s; "
-            "500 Hz: the same records resampled):", "",
+    rdsamp_ms = (time.process_time() - t0) / len(paths) * 1000
+    out += ["", "Speed (CPU time of this process, best of 5 passes over 500 fold-10 records, "
+            "12 leads x 10 s; 500 Hz: the same records resampled; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end):", "",
             "| | ms per record |", "|---|---:|",
             f"| `check_signal`, 100 Hz | {timing['100 Hz']:.3f} |",
             f"| `check_signal`, 500 Hz | {timing['500 Hz']:.3f} |",

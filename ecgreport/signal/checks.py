@@ -61,7 +61,7 @@ VERDICTS = (GOOD, ACCEPTABLE, UNREADABLE)
 CONSISTENCY_TOL = 0.05   # residual RMS / limb-lead RMS above which an identity fails
 DRIFT_MV = 1.75          # range of the 1 s medians of a lead
 NOISE_MV = 0.045         # noise floor: median |second difference| at ~100 Hz
-NOISE_SEVERE_MV = 0.15   # a noise floor that swamps the ECG
+NOISE_SEVERE_MV = 0.3    # a noise floor that swamps the ECG (~0.18 mV RMS white noise)
 BURST_RATIO = 2.5        # a 1 s noise floor this many times the lead's own (at least
 NOISE_FLOOR_MIN_MV = 0.01  # this much: a quiet lead's floor is quantisation, not noise)
 FLAT_BLOCK_MV = 0.02     # peak-to-peak of a 1 s block without any activity
@@ -173,7 +173,7 @@ def lead_features(signal_mv: np.ndarray, fs_hz: float, rows: np.ndarray) -> _Fea
     floor = np.sort(d2.reshape(n_leads, nb, block), axis=2)[:, :, block // 2]  # noise floor
     per_block = np.sort(np.stack([floor, bmax - med, med - bmin]), axis=2)[:, :, nb // 2]
     return _Features(
-        leads=[STANDARD_LEADS[r] for r in rows],
+        leads=[STANDARD_LEADS[r] for r in np.asarray(rows).tolist()],
         drift=med.max(axis=1) - med.min(axis=1),
         noise=per_block[0],
         burst=floor.max(axis=1),
@@ -241,11 +241,11 @@ _COEF = np.stack([coef for coef, _ in _RELATIONS.values()])  # (5, 6)
 
 
 def _residuals(limb: np.ndarray, present: set[int], scale: float) -> dict[str, float]:
-    """Relative RMS residual of each relation whose leads are all present."""
-    r = _COEF @ limb                                   # (5, n) in one product
-    r -= r.mean(axis=1, keepdims=True)
-    rms = np.sqrt(np.mean(r * r, axis=1)) / scale
-    return {name: float(v) for (name, (_, needs)), v in zip(_RELATIONS.items(), rms)
+    """Relative RMS residual of each relation whose leads are all present; ``limb``:
+    ``(6, n)`` limb leads, each with its mean removed (zeros where absent)."""
+    r = _COEF.astype(limb.dtype) @ limb                 # (5, n) in one product
+    rms = np.sqrt(np.einsum("ij,ij->i", r, r) / r.shape[1]) / scale
+    return {name: float(v) for (name, (_, needs)), v in zip(_RELATIONS.items(), rms.tolist())
             if needs <= present}
 
 
@@ -254,10 +254,15 @@ def _check_consistency(feats: _Features, by_lead: dict[str, int], result: Signal
     present = {k for k, lead in enumerate(STANDARD_LEADS[:6]) if lead in by_lead}
     if len(present) < 3:  # no relation has fewer than three leads
         return
-    limb = np.zeros((6, feats.y.shape[1]))
-    for k in present:
-        limb[k] = feats.y[by_lead[STANDARD_LEADS[k]]]
-    scale = max(float(np.mean(limb[sorted(present)].std(axis=1))), 1e-3)
+    if len(present) == 6:  # the usual case: the first six rows, in order
+        limb = feats.y[:6]
+    else:
+        limb = np.zeros((6, feats.y.shape[1]), np.float32)
+        for k in present:
+            limb[k] = feats.y[by_lead[STANDARD_LEADS[k]]]
+    limb = limb - limb.mean(axis=1, keepdims=True)
+    power = np.einsum("ij,ij->i", limb, limb) / limb.shape[1]
+    scale = max(float(np.sqrt(power[sorted(present)]).mean()), 1e-3)
     residuals = _residuals(limb, present, scale)
     failed = [name for name, value in residuals.items() if value > CONSISTENCY_TOL]
     if not failed:
@@ -276,6 +281,7 @@ def _likely_cause(limb: np.ndarray, present: set[int], scale: float) -> str:
     relation; else a general statement."""
     names = STANDARD_LEADS[:6]
     candidates = []
+    limb = limb.astype(np.float64)
     for a, b in itertools.combinations(sorted(present), 2):
         fixed = limb.copy()
         fixed[[a, b]] = fixed[[b, a]]
