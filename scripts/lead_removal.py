@@ -129,6 +129,19 @@ def markdown(results: list[dict], meta: dict) -> str:
             f"{a['form']:.3f} | {a['rhythm']:.3f} | {d['superclass']:.3f} | "
             f"{r['statement_micro_f1']:.3f} | {r['statement_macro_f1']:.3f} |")
     base = results[0]
+
+    def kept(r: dict) -> str:
+        """Share of the baseline's superclass AUC above chance, and of its statement F1."""
+        auc = (r["auc"][default]["superclass"] - 0.5) / (base["auc"][default]["superclass"] - 0.5)
+        return f"{auc:.0%} of the AUC above chance and {r['statement_micro_f1'] / base['statement_micro_f1']:.0%} of the statement F1"
+
+    by_leads: dict[int, list[dict]] = {}
+    for r in results[1:]:
+        by_leads.setdefault(r["n_leads"], []).append(r)
+    lines += ["", "What each lead count keeps of the baseline (superclass, "
+              f"{default} scoring; worst row of that count): "
+              + "; ".join(f"{n} leads: {kept(min(rows, key=lambda r: r['auc'][default]['superclass']))}"
+                          for n, rows in sorted(by_leads.items(), reverse=True)) + "."]
     lines += ["", f"Change from the baseline ({default} scoring; statement micro F1):", "",
               "| leads | superclass AUC | subclass | form | rhythm | statement micro F1 |",
               "|---|---:|---:|---:|---:|---:|"]
@@ -155,7 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N records only (0: all)")
     parser.add_argument("--doc", type=Path, default=None, help="Markdown file to update")
     parser.add_argument("--json", type=Path, default=Path("docs/signal-checks-lead-removal.json"))
+    parser.add_argument("--from-json", action="store_true",
+                        help="only rewrite the doc's table from --json (no model run)")
     args = parser.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.json.read_text())
+        if args.doc:
+            replace_block(args.doc, "lead-removal", markdown(saved["results"], saved["meta"]))
+        print(markdown(saved["results"], saved["meta"]))
+        return 0
 
     from ecgreport.evaluation.labels import load_ptbxl_labels
     from ecgreport.evaluation.statements import read_scp_codes

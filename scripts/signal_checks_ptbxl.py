@@ -132,15 +132,59 @@ def alterations(rng):
     ]
 
 
+# ---------------------------------------------------------------- the doc's table of checks
+
+
+def checks_table() -> str:
+    """What each check looks for, with the module's constants (never typed in the doc)."""
+    return "\n".join([
+        "| check | fires when | finding (`check`) |", "|---|---|---|",
+        "| limb-lead consistency | `III = II - I`, `aVR + aVL + aVF = 0` (and the other "
+        "Goldberger identities) miss by more than "
+        f"{C.CONSISTENCY_TOL:.0%} of the limb-lead amplitude; the one swap of two channels or "
+        "inversion of one that restores them is named | `limb_leads_inconsistent` |",
+        "| polarity | aVR upright and lead I negative (typical beat's (R - S) / (R + S) beyond "
+        f"+-{C.POLARITY:g}): arm electrodes reversed (or dextrocardia, an extreme right axis); "
+        "with V5/V6 (or II) negative too, the whole record inverted | `arm_leads_reversed`, "
+        "`polarity_inverted` |",
+        f"| amplitude | typical QRS over {C.AMPLITUDE_HIGH_MV:g} mV peak to peak (median over "
+        f"the leads), or under {C.AMPLITUDE_LOW_MV:g} mV in every lead: wrong units or gain | "
+        "`amplitude_implausible` |",
+        f"| baseline drift | the 1 s medians of a lead range over {C.DRIFT_MV:g} mV or more | "
+        "`baseline_drift` |",
+        "| static noise | a lead's noise floor (median second difference at ~100 Hz) at or "
+        f"above {C.NOISE_MV:g} mV | `static_noise` |",
+        f"| burst noise | one second's noise floor {C.BURST_RATIO:g} times the lead's own (at "
+        f"least {C.NOISE_FLOOR_MIN_MV:g} mV) | `burst_noise` |",
+        f"| lead off | {C.LEAD_OFF_FRACTION:.0%} of a lead's 1 s blocks without activity "
+        f"(under {C.FLAT_BLOCK_MV:g} mV peak to peak) | `lead_off` |",
+        f"| saturation | {C.SATURATION_FRACTION:.0%} of a lead's samples held at its maximum "
+        "or minimum (the converter's limit) | `saturation` |",
+        "",
+        "Quality verdict: `unreadable` (a reader should not interpret it) for an implausible "
+        f"amplitude, or when at least {C.UNREADABLE_SHARE:.0%} of the recorded leads are off, "
+        f"saturated or swamped by noise (a floor of {C.NOISE_SEVERE_MV:g} mV); `acceptable` for "
+        "any other finding; `good` for none. A record read in several windows takes the "
+        f"worst window's verdict. Default `--min-leads`: {C.MIN_LEADS}.",
+    ])
+
+
 # ---------------------------------------------------------------- main
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="PTB-XL folder")
+    parser.add_argument("--data", type=Path, help="PTB-XL folder")
     parser.add_argument("--doc", type=Path, default=None, help="Markdown file to update")
     parser.add_argument("--step", type=int, default=1, help="every k-th record (quick runs)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="only rewrite the doc's table of checks (no data needed)")
     args = parser.parse_args(argv)
+    if args.table_only:
+        if args.doc:
+            replace_block(args.doc, "checks-table", checks_table())
+        print(checks_table())
+        return 0
     from ecgreport.records.read import read_record
 
     started = time.perf_counter()
@@ -268,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     text = head + "\n\n" + "\n".join(out)
     if args.doc:
         replace_block(args.doc, "signal-checks-ptbxl", text)
+        replace_block(args.doc, "checks-table", checks_table())
     print(text)
     return 0
 
