@@ -245,3 +245,12 @@ def test_nothing_derived_from_one_limb_lead():
     x[1] = 1.0
     mask = np.arange(12) == 1
     assert derive_limb_leads(x, mask) == [] and mask.sum() == 1
+
+
+def test_last_value_held_at_the_end_is_not_saturation():
+    # Seen in real records (PTB-XL, PhysioNet Challenge 2021): the recorder repeats its
+    # last sample for the final ~0.1 s.
+    x = clean(500)
+    x[:, -60:] = x[:, -61:-60]
+    x[ROW["V4"], -60:] = x[ROW["V4"]].max()
+    assert codes(x, 500.0) == []

@@ -149,11 +149,15 @@ def lead_features(signal_mv: np.ndarray, fs_hz: float, rows: np.ndarray) -> _Fea
     x = np.asarray(signal_mv, dtype=np.float32)[rows]
     n_leads, n = x.shape
     # Saturation on the samples as stored: a converter's limit is one exact value, held
-    # for consecutive samples (a sharp R peak touches its maximum once).
-    hi, lo = x.max(axis=1, keepdims=True), x.min(axis=1, keepdims=True)
-    held = x[:, 1:] == x[:, :-1]
-    stuck = np.maximum((held & (x[:, 1:] == hi)).sum(axis=1), (held & (x[:, 1:] == lo)).sum(axis=1))
-    saturated = np.where((hi - lo)[:, 0] > FLAT_BLOCK_MV, stuck / n, 0.0)
+    # for consecutive samples (a sharp R peak touches its maximum once). The first and
+    # last half second are left out: recorders often hold the last value at the end.
+    edge = min(int(fs_hz / 2), n // 10)
+    inner = x[:, edge: n - edge]
+    hi, lo = inner.max(axis=1, keepdims=True), inner.min(axis=1, keepdims=True)
+    held = inner[:, 1:] == inner[:, :-1]
+    stuck = np.maximum((held & (inner[:, 1:] == hi)).sum(axis=1),
+                       (held & (inner[:, 1:] == lo)).sum(axis=1))
+    saturated = np.where((hi - lo)[:, 0] > FLAT_BLOCK_MV, stuck / max(inner.shape[1], 1), 0.0)
     # Everything else at ~100 Hz, whatever the record's rate: block means of `step`
     # samples are a (crude) anti-aliasing filter, enough for noise and baseline.
     step = max(1, int(fs_hz // 100))
