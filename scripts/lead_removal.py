@@ -140,7 +140,7 @@ def markdown(results: list[dict], meta: dict) -> str:
         by_leads.setdefault(r["n_leads"], []).append(r)
     lines += ["", "What each lead count keeps of the baseline (superclass, "
               f"{default} scoring; worst row of that count): "
-              + "; ".join(f"{n} leads: {kept(min(rows, key=lambda r: r['auc'][default]['superclass']))}"
+              + "; ".join(f"{n} lead{'s' if n > 1 else ''}: {kept(min(rows, key=lambda r: r['auc'][default]['superclass']))}"
                           for n, rows in sorted(by_leads.items(), reverse=True)) + "."]
     lines += ["", f"Change from the baseline ({default} scoring; statement micro F1):", "",
               "| leads | superclass AUC | subclass | form | rhythm | statement micro F1 |",
@@ -163,7 +163,7 @@ def _shown(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="PTB-XL folder")
+    parser.add_argument("--data", type=Path, help="PTB-XL folder (needed unless --from-json)")
     parser.add_argument("--model", type=Path, default=None, help="bundle (default: packaged)")
     parser.add_argument("--limit", type=int, default=0, help="first N records only (0: all)")
     parser.add_argument("--doc", type=Path, default=None, help="Markdown file to update")
@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             replace_block(args.doc, "lead-removal", markdown(saved["results"], saved["meta"]))
         print(markdown(saved["results"], saved["meta"]))
         return 0
+    if args.data is None:
+        parser.error("--data is required (or --from-json)")
 
     from ecgreport.evaluation.labels import load_ptbxl_labels
     from ecgreport.evaluation.statements import read_scp_codes
