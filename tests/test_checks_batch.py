@@ -13,7 +13,8 @@ from test_batch import read_outputs, run
 from test_checks import clean
 from ecgreport.commands.batch import batch as batch_command
 from ecgreport.leads import STANDARD_LEADS
-from ecgreport.options import BatchOptions, UsageError
+from ecgreport.errors import UsageError
+from ecgreport.options import BatchOptions
 from ecgreport.signal.checks import MIN_LEADS
 
 ROW = {lead: i for i, lead in enumerate(STANDARD_LEADS)}
