@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecgreport.errors import UsageError
+from ecgreport.signal.checks import MIN_LEADS
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -39,7 +40,8 @@ class BatchOptions:
     ``i % n == k - 1``; ``workers``: processes running the model on the CPU (0: one per
     core; 1: all in this process); ``read_workers``: threads reading ahead when the model
     runs in this process (0: read in the calling thread); ``quiet``: no progress or
-    per-record messages.
+    per-record messages; ``min_leads``: records with fewer usable standard leads (derived
+    limb leads count) fail, naming the leads found.
     """
 
     folder: Path
@@ -61,6 +63,7 @@ class BatchOptions:
     workers: int = 0
     read_workers: int = 2
     quiet: bool = False
+    min_leads: int = MIN_LEADS
 
     def __post_init__(self) -> None:
         # Paths as Path whatever was given (frozen: set through object.__setattr__).
@@ -77,6 +80,8 @@ class BatchOptions:
                 ("--max-tokens", 1 if self.max_tokens is None else self.max_tokens, 1)]:
             if value < least:
                 raise UsageError(f"{flag} must be at least {least}, got {value}")
+        if not 1 <= self.min_leads <= 12:
+            raise UsageError(f"--min-leads must be between 1 and 12, got {self.min_leads}")
         if not self.min_seconds >= 0:
             raise UsageError(f"--min-seconds must be >= 0, got {self.min_seconds}")
         if self.resume and self.overwrite:

@@ -42,6 +42,7 @@ from ecgreport.leads import STANDARD_LEADS
 from ecgreport.records import HeaderInfo, RecordRef, read_header, read_record
 from ecgreport.records.discover import printable
 from ecgreport.signal import model_window, plan_windows
+from ecgreport.signal.checks import MIN_LEADS, check_record, too_few_leads
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class RecordSpec:
     min_s: float
     max_windows: int
     comments: bool
+    min_leads: int = MIN_LEADS
 
     @property
     def window_s(self) -> float:
@@ -67,7 +69,7 @@ class RecordSpec:
         """The spec of a run: model input from ``bundle``, the rest from BatchOptions."""
         return cls(fs_hz=float(bundle.fs_hz), window_samples=int(bundle.window_samples),
                    min_s=options.min_seconds, max_windows=options.max_windows,
-                   comments=options.include_header_comments)
+                   comments=options.include_header_comments, min_leads=options.min_leads)
 
 
 @dataclass
@@ -85,6 +87,7 @@ class NativeSignal:
     fs_hz: float
     lead_mask: np.ndarray
     header: HeaderInfo
+    derived_leads: tuple[str, ...] = ()  # limb leads computed from two of I, II, III
 
 
 def record_fields(signal: NativeSignal) -> dict:
@@ -92,9 +95,13 @@ def record_fields(signal: NativeSignal) -> dict:
 
     The place for a step that needs the record's own signal (measurements, signal checks,
     pictures): call it here and return its fields, e.g. ``{"heart_rate_bpm": 72.0}``. A
-    step that raises RecordError fails the record with its message. None yet.
+    step that raises RecordError fails the record with its message.
     """
-    return {}
+    fields = {}
+    # Signal checks (ecgreport.signal.checks): "quality" verdict and "signal_checks".
+    fields.update(check_record(signal.spans_mv, signal.starts, signal.fs_hz, signal.lead_mask,
+                               signal.derived_leads))
+    return fields
 
 
 @dataclass
@@ -112,7 +119,7 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
     name = printable(os.path.basename(ref.header_path))
     entry = {"record_id": printable(ref.record_id), "path": printable(str(ref.header_path)),
              "status": "failed", "error": None, "fs_hz": None, "duration_s": None,
-             "leads_found": [], "missing_leads": [], "n_windows": 0, "window_s": spec.window_s,
+             "leads_found": [], "missing_leads": [], "derived_leads": [], "n_windows": 0, "window_s": spec.window_s,
              "window_starts_s": [], "warnings": [], "report": None, "scores": {},
              "top_findings": []}
     try:
@@ -126,26 +133,29 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
         windows = np.zeros((len(plan.starts), len(STANDARD_LEADS), spec.window_samples),
                            dtype=np.float32)
         used = np.zeros(len(STANDARD_LEADS), dtype=bool)
-        spans = []
+        spans, derived = [], []
         for i, start in enumerate(plan.starts):
             record = read_record(ref, start, min(start + plan.window, header.n_samples))
             spans.append(record.signal_mv)
             windows[i] = model_window(record.signal_mv, record.fs_hz, spec.fs_hz,
                                       spec.window_samples)
             used |= record.lead_mask
+            derived += [lead for lead in record.derived_leads if lead not in derived]
             entry["leads_found"] = record.leads_found
             entry["warnings"] += [w for w in record.warnings if w not in entry["warnings"]]
         entry.update(
             missing_leads=[lead for lead, ok in zip(STANDARD_LEADS, used) if not ok],
-            n_windows=len(plan.starts),
+            derived_leads=derived, n_windows=len(plan.starts),
             window_starts_s=[round(s / header.fs_hz, 3) for s in plan.starts])
+        if reason := too_few_leads(used, derived, entry["leads_found"], spec.min_leads):
+            raise RecordError(f"{name}: {reason}")
         if plan.pad:
             entry["warnings"].append(f"shorter than one {spec.window_s:g} s window: "
                                      f"zero-padded by {plan.pad / header.fs_hz:.2f} s")
         if spec.comments:
             entry["header_comments"] = header_comments(ref.header_path)
         entry.update(record_fields(NativeSignal(spans, list(plan.starts), header.fs_hz,
-                                                used, header)))
+                                                used, header, tuple(derived))))
     except RecordError as err:
         entry["error"] = str(err)
         return Prepared(entry)

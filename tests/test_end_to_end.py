@@ -48,12 +48,13 @@ def test_batch_on_every_fixture_record(tmp_path, tiny_bundle):
     with (out / writers.DIAGNOSES_CSV).open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     header, rows = rows[0], rows[1:]
-    assert header == ["record_id", "status", *label_columns, "top_findings", "error"]
+    assert header == ["record_id", "status", "quality", "signal_checks", "missing_leads",
+                      "derived_leads", *label_columns, "top_findings", "error"]
     assert sorted(r[0] for r in rows) == sorted(expected)
     for row in rows:
         assert len(row) == len(header)
         assert row[1] == "ok"
-        for value in row[2:2 + len(label_columns)]:
+        for value in row[6:6 + len(label_columns)]:
             assert -1.0 - 1e-5 <= float(value) <= 1.0 + 1e-5  # cosine similarities
 
     for e in entries:

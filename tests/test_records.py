@@ -230,8 +230,8 @@ def test_micro_sign_and_unknown_units(tmp_path, monkeypatch, path):
     record = read_record(hea)
     np.testing.assert_allclose(record.signal_mv[0], data_mv[:, 0], atol=0.01)
     np.testing.assert_allclose(record.signal_mv[1], data_mv[:, 1] * 1000, atol=10)
-    assert record.warnings[-2:] == ["converted \u00b5V to mV: I",
-                                    "unknown unit 'mmHg' for leads II: assumed mV"]
+    assert record.warnings[:2] == ["converted \u00b5V to mV: I",
+                                   "unknown unit 'mmHg' for leads II: assumed mV"]
 
 
 def test_extra_and_duplicate_leads(tmp_path):
@@ -244,12 +244,15 @@ def test_extra_and_duplicate_leads(tmp_path):
 
 
 def test_missing_leads_masked(tmp_path):
+    # I and II give the other four limb leads (derived); V4 and V5 cannot be had.
     names = ["I", "II", "V1", "V2", "V3", "V6"]
     record = read_record(write_record(tmp_path, "eight", ecg_like(500, 6), names))
-    expected_mask = np.array([lead in {"I", "II", "V1", "V2", "V3", "V6"} for lead in STANDARD_LEADS])
+    expected_mask = np.array([lead not in {"V4", "V5"} for lead in STANDARD_LEADS])
     np.testing.assert_array_equal(record.lead_mask, expected_mask)
     np.testing.assert_array_equal(record.signal_mv[~expected_mask], 0.0)
-    assert record.warnings == ["missing leads: III, aVR, aVL, aVF, V4, V5 (zero-filled)"]
+    assert record.derived_leads == ["III", "aVR", "aVL", "aVF"]
+    assert record.warnings == ["derived leads III, aVR, aVL, aVF from I and II (Einthoven, Goldberger)",
+                               "missing leads: V4, V5 (zero-filled)"]
 
 
 def test_one_lead_record(tmp_path):
@@ -293,12 +296,17 @@ def test_nan_samples(tmp_path, monkeypatch, path):
     if path == "wfdb":
         monkeypatch.setattr(fastread, "parse_header", lambda text: None)
     record = read_record(hea)
-    np.testing.assert_array_equal(record.lead_mask, np.arange(12) != ROW["aVL"])
+    # The all-NaN aVL is unusable, and derived from I and II instead of zero-filled.
+    np.testing.assert_array_equal(record.lead_mask, np.ones(12, bool))
+    assert record.derived_leads == ["aVL"]
     np.testing.assert_array_equal(record.signal_mv[ROW["V1"], 100:117], 0.0)
     np.testing.assert_allclose(record.signal_mv[ROW["V1"], :100], data[:100, ROW["V1"]],
                                atol=ATOL)
-    np.testing.assert_array_equal(record.signal_mv[ROW["aVL"]], 0.0)
-    assert record.warnings == ["lead aVL is all NaN: unusable", "NaN samples set to 0: V1 (17)"]
+    np.testing.assert_allclose(record.signal_mv[ROW["aVL"]],
+                               record.signal_mv[ROW["I"]] - record.signal_mv[ROW["II"]] / 2,
+                               atol=1e-6)
+    assert record.warnings == ["lead aVL is all NaN: unusable", "NaN samples set to 0: V1 (17)",
+                               "derived leads aVL from I and II (Einthoven, Goldberger)"]
 
 
 def test_all_nan_is_an_error(tmp_path):

@@ -35,6 +35,10 @@ def batch(
         "sampled at this many evenly spread places."),
     min_seconds: float = typer.Option(
         5.0, "--min-seconds", help="Records shorter than this are rejected (failed)."),
+    min_leads: int = typer.Option(
+        6, "--min-leads", help="Records with fewer usable standard leads fail, naming the "
+        "leads found (limb leads derived from two of I, II, III count; the default comes "
+        "from the lead-removal table in docs/signal-checks.md)."),
     beams: int = typer.Option(1, "--beams", help="Beam width for the report (1 = greedy)."),
     top_k: int = typer.Option(5, "--top-k", help="Zero-shot findings listed per report."),
     labels: Optional[Path] = typer.Option(
@@ -95,7 +99,8 @@ def batch(
     try:
         options = BatchOptions(
             folder, out, model, device=device, batch_size=batch_size, max_windows=max_windows,
-            min_seconds=min_seconds, resume=resume, overwrite=overwrite, fail_fast=fail_fast,
+            min_seconds=min_seconds, min_leads=min_leads, resume=resume, overwrite=overwrite,
+            fail_fast=fail_fast,
             labels=labels, top_k=top_k, beams=beams,
             shard=parse_shard(shard) if shard is not None else None,
             include_header_comments=include_header_comments, workers=workers, quiet=quiet)

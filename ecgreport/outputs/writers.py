@@ -48,7 +48,10 @@ RUN_JSON = "run.json"
 OUTPUT_NAMES = (REPORTS_DIR, DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON)
 
 # Leading and trailing CSV columns; the label columns ("<set>:<label>") go in between.
-CSV_HEAD = ("record_id", "status")
+# quality: the signal-check verdict; signal_checks: "check (leads); ..."; the lead columns
+# list the standard leads zero-filled or derived (space-separated), so that a spreadsheet
+# shows which records were read from fewer than 12 recorded leads.
+CSV_HEAD = ("record_id", "status", "quality", "signal_checks", "missing_leads", "derived_leads")
 CSV_TAIL = ("top_findings", "error")
 SCORE_DECIMALS = 4
 
@@ -233,8 +236,17 @@ def csv_row(entry: dict, columns: list[str]) -> list[str]:
     for set_name, label in _split_columns(tuple(columns)):
         value = scores.get(set_name, {}).get(label)
         cells.append("" if value is None else f"{value:.{SCORE_DECIMALS}f}")
-    return [entry["record_id"], entry["status"], *cells,
-            format_top_findings(entry.get("top_findings") or []), entry.get("error") or ""]
+    return [entry["record_id"], entry["status"], entry.get("quality") or "",
+            format_signal_checks(entry.get("signal_checks") or []),
+            " ".join(entry.get("missing_leads") or []), " ".join(entry.get("derived_leads") or []),
+            *cells, format_top_findings(entry.get("top_findings") or []), entry.get("error") or ""]
+
+
+def format_signal_checks(findings: list[dict]) -> str:
+    """``"baseline_drift (V5, V6); limb_leads_inconsistent"``: each finding's check, with
+    its leads when it concerns some leads only (see ecgreport.signal.checks)."""
+    return "; ".join(f"{f['check']} ({', '.join(f['leads'])})" if f.get("leads") else f["check"]
+                     for f in findings)
 
 
 @functools.lru_cache(maxsize=8)
@@ -293,6 +305,7 @@ def report_text(entry: dict) -> str:
         f"Analysed: {len(entry['window_starts_s'])} window(s) of {entry['window_s']:g} s "
         f"starting at {', '.join(f'{s:g}' for s in entry['window_starts_s'])} s; "
         f"report from the window at {entry['report_window_start_s']:g} s",
+        *_signal_check_lines(entry),
         "",
         "Generated report:",
         f"  {entry['report'] or '(empty)'}",
@@ -320,6 +333,23 @@ def report_text(entry: dict) -> str:
         lines += ["", "Header comments (copied with --include-header-comments):"]
         lines += [f"  {c}" for c in entry["header_comments"]] or ["  none"]
     return "\n".join(lines) + "\n"
+
+
+def _signal_check_lines(entry: dict) -> list[str]:
+    """The report's signal-check block, before the interpretation (as printed ECGs put
+    their quality statements first); nothing for entries made before the checks existed."""
+    if entry.get("quality") is None:
+        return []
+    verdict = entry["quality"]
+    if verdict == "unreadable":
+        verdict += ": a reader should not interpret this record as it is"
+    lines = ["", f"Signal checks: {verdict}"]
+    lines += [f"  - {f['message']}" for f in entry.get("signal_checks") or []]
+    if entry.get("derived_leads"):
+        lines.append(f"  - derived from other leads: {', '.join(entry['derived_leads'])}")
+    if entry.get("missing_leads"):
+        lines.append(f"  - missing (zero-filled): {', '.join(entry['missing_leads'])}")
+    return lines
 
 
 # ---------------------------------------------------------------- merging shards

@@ -1,7 +1,8 @@
 """Read a WFDB record into the 12 standard leads, in mV, with a lead mask and warnings.
 
 Leads are matched by name (:func:`ecgreport.leads.canonical_lead`), never by position:
-extra leads are dropped, missing ones are zero-filled and masked, and every such
+extra leads are dropped, missing limb leads are derived from two of I, II, III
+(:mod:`ecgreport.signal.limb`), other missing ones are zero-filled and masked, and every such
 decision is one line in :attr:`ECGRecord.warnings`. A lead is also masked (and zeroed)
 when its header gain is 0 (uncalibrated), when it is all NaN, or when it is flat
 (peak-to-peak below 1e-3 mV over the samples read).
@@ -35,6 +36,7 @@ from ecgreport.records import fastread
 from ecgreport.records.discover import RecordRef, printable
 from ecgreport.records.fastread import RawSignal
 from ecgreport.records.header import check_header
+from ecgreport.signal.limb import basis_of, derive_limb_leads
 
 if TYPE_CHECKING:
     import wfdb
@@ -80,6 +82,8 @@ class ECGRecord:
     ``signal_mv``: shape ``(12, n_samples)`` float32, rows in ``STANDARD_LEADS`` order,
     mV, zeros where ``lead_mask`` (shape ``(12,)`` bool) is False. ``fs_hz`` is the
     record's own sampling rate. ``leads_found`` are the header's lead names.
+    ``derived_leads``: limb leads computed from two of I, II, III because the record lacks
+    them (or they were unusable); they are True in ``lead_mask``.
     """
 
     record_id: str
@@ -89,6 +93,7 @@ class ECGRecord:
     lead_mask: np.ndarray
     leads_found: list[str]
     warnings: list[str] = field(default_factory=list)
+    derived_leads: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -171,9 +176,6 @@ def assemble(record_id: str, path: Path, raw: RawSignal, name: str) -> ECGRecord
         warnings.append(f"dropped non-standard leads: {', '.join(extra)}")
     if duplicate:
         warnings.append(f"duplicate leads ignored, first kept: {', '.join(duplicate)}")
-    missing = [lead for lead in STANDARD_LEADS if lead not in channel_of_lead]
-    if missing:
-        warnings.append(f"missing leads: {', '.join(missing)} (zero-filled)")
 
     leads = [lead for lead in STANDARD_LEADS if lead in channel_of_lead]
     channels = [channel_of_lead[lead] for lead in leads]
@@ -219,10 +221,20 @@ def assemble(record_id: str, path: Path, raw: RawSignal, name: str) -> ECGRecord
     signal_mv[rows[usable]] = signal[usable]
     lead_mask = np.zeros(len(STANDARD_LEADS), dtype=bool)
     lead_mask[rows[usable]] = True
+    # Limb leads missing or unusable are derived from two of I, II, III (exact identities);
+    # only the leads that still cannot be had are zero-filled.
+    basis = basis_of(lead_mask)
+    derived = derive_limb_leads(signal_mv, lead_mask)
+    if derived:
+        warnings.append(f"derived leads {', '.join(derived)} from {basis} (Einthoven, Goldberger)")
+    missing = [lead for lead, ok in zip(STANDARD_LEADS, lead_mask) if not ok]
+    absent = [lead for lead in missing if lead not in channel_of_lead]
+    if absent:
+        warnings.append(f"missing leads: {', '.join(absent)} (zero-filled)")
     if warnings:
         logger.debug("%s: %s", name, "; ".join(warnings))
     return ECGRecord(record_id, path, float(raw.fs_hz), signal_mv, lead_mask,
-                     [str(s) for s in raw.sig_name], warnings)
+                     [str(s) for s in raw.sig_name], warnings, derived)
 
 
 def _unit_scale(leads: list[str], units: list[str], warnings: list[str]) -> np.ndarray:
