@@ -1,0 +1,50 @@
+"""`ecgreport overview`: (re)build a batch run's index.html, and draw record pages on demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ecgreport.errors import ExitCode
+
+
+def overview(
+    out: Path = typer.Argument(..., help="The output folder of `ecgreport batch` (holding "
+                               "records.jsonl).", show_default=False),
+    pictures: str = typer.Option(
+        "none", "--pictures", help="Also write record pages (12-lead picture + report) for "
+        "all records, the failed ones, or none, reading each record again from its path. "
+        "Pages already there are kept."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No message on stderr."),
+) -> None:
+    """Write OUT/index.html: every record of a batch run in one sortable, filterable page.
+
+    `ecgreport batch` writes it at the end of every run; run this after a run was
+    interrupted, after merging shards, or to draw the pictures of a run made with
+    `--pictures none`. The page's path goes to stdout.
+
+    \b
+    Examples:
+      ecgreport overview results/
+      ecgreport overview results/ --pictures failed   # pictures of the failed records
+    """
+    from ecgreport.outputs.overview import PICTURES, draw_pages, write_overview
+
+    console = Console(stderr=True)
+    if pictures not in PICTURES:
+        console.print(f"error: --pictures must be one of {', '.join(PICTURES)}, got "
+                      f"{pictures!r}", style="red", markup=False)
+        raise typer.Exit(int(ExitCode.USAGE))
+    try:
+        drawn = draw_pages(out, pictures) if pictures != "none" else 0
+        path = write_overview(out)
+    except FileNotFoundError as err:
+        console.print(f"error: {err}", style="red", markup=False)
+        raise typer.Exit(int(ExitCode.USAGE)) from None
+    if not quiet:
+        console.print(f"wrote {escape(str(path))}" + (f" and {drawn} record page(s)" if drawn else ""),
+                      highlight=False)
+    typer.echo(str(path))
