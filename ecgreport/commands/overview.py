@@ -36,15 +36,15 @@ def overview(
     console = Console(stderr=True)
     if pictures not in PICTURES:
         console.print(f"error: --pictures must be one of {', '.join(PICTURES)}, got "
-                      f"{pictures!r}", style="red", markup=False)
+                      f"{pictures!r}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(int(ExitCode.USAGE))
     try:
         drawn = draw_pages(out, pictures) if pictures != "none" else 0
         path = write_overview(out)
     except FileNotFoundError as err:
-        console.print(f"error: {err}", style="red", markup=False)
+        console.print(f"error: {err}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(int(ExitCode.USAGE)) from None
     if not quiet:
         console.print(f"wrote {escape(str(path))}" + (f" and {drawn} record page(s)" if drawn else ""),
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     typer.echo(str(path))
