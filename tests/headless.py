@@ -1,7 +1,8 @@
 """A tiny Chrome DevTools Protocol client over ``--remote-debugging-pipe`` (no websocket
 library, no browser download): the system's Chromium, driven from Python.
 
-Used by ``tests/test_overview_browser.py`` and ``scripts/make_screenshots.py``.
+Used by ``tests/test_overview_browser.py`` and ``scripts/make_screenshots.py`` (which puts
+tests/ on its path).
 
 >>> with Browser() as b:  # doctest: +SKIP
 ...     b.open(Path("OUT/index.html"))
