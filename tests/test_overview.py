@@ -94,9 +94,9 @@ def test_100000_records_are_fast_to_write_and_reasonably_small(tmp_path):
 
 
 def test_page_paths_mirror_the_record_id_and_links_are_quoted(tmp_path):
-    assert page_path(tmp_path, "a/b c#1") == tmp_path / "records" / "a" / "b c#1.html"
-    assert page_href("a/b c#1") == "records/a/b%20c%231.html"
-    assert page_path(tmp_path, "../x") == tmp_path / "records" / "x.html"
+    assert page_path(tmp_path, "a/b c#1") == tmp_path / "pages" / "a" / "b c#1.html"
+    assert page_href("a/b c#1") == "pages/a/b%20c%231.html"
+    assert page_path(tmp_path, "../x") == tmp_path / "pages" / "x.html"
 
 
 def test_pages_are_drawn_from_the_records_themselves(tmp_path):
@@ -119,7 +119,7 @@ def test_pages_are_drawn_from_the_records_themselves(tmp_path):
     assert page.count('class="lead-name"') == 12 and 'href="../index.html"' in page
     assert "sinus rhythm. left type." in page and "Rate 61 bpm" in page
     rows = blob(write_overview(out).read_text())["rows"]
-    assert [r[-1] for r in rows] == ["records/pulse.html", "records/gone.html"]
+    assert [r[-1] for r in rows] == ["pages/pulse.html", "pages/gone.html"]
 
 
 def test_overview_command(tmp_path):

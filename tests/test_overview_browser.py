@@ -49,7 +49,7 @@ def test_batch_leaves_an_overview_and_a_page_per_record(run_out):
     entries = list(writers.read_jsonl(run_out / writers.RECORDS_JSONL))
     assert len(entries) == 7 and (run_out / "index.html").is_file()
     for e in entries:
-        assert (run_out / "records" / f"{e['record_id']}.html").is_file()
+        assert (run_out / "pages" / f"{e['record_id']}.html").is_file()
 
 
 def test_the_table_shows_sorts_and_filters_the_records(run_out, browser):
@@ -89,7 +89,7 @@ def test_keyboard_reaches_a_record_and_the_link_opens_its_page(run_out, browser)
     focused = browser.js("document.activeElement.textContent")
     assert focused == browser.js(ROW_IDS)[1]
     browser.key("Enter", key_code=13)
-    browser.wait_for(f"location.href.endsWith('/records/{focused}.html')")
+    browser.wait_for(f"location.href.endsWith('/pages/{focused}.html')")
 
     browser.open(run_out / "index.html")
     browser.click("#rows tr:nth-child(2) a")                      # the mouse, too
@@ -101,7 +101,7 @@ def test_keyboard_reaches_a_record_and_the_link_opens_its_page(run_out, browser)
 def test_the_record_page_has_12_labelled_leads_and_visible_traces(run_out, browser, tmp_path):
     from PIL import Image
 
-    browser.open(run_out / "records" / "long_30s_100hz.html")
+    browser.open(run_out / "pages" / "long_30s_100hz.html")
     labels = browser.js("[...document.querySelectorAll('svg text[class=lead-name]')].map(t => t.textContent)")
     assert sorted(labels) == sorted(STANDARD_LEADS)
     # Each lead's trace has rendered geometry: a length and a height on the screen.

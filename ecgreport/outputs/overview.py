@@ -1,4 +1,4 @@
-"""The run's pages: ``OUT/index.html`` (every record in one table) and ``OUT/records/<id>.html``
+"""The run's pages: ``OUT/index.html`` (every record in one table) and ``OUT/pages/<id>.html``
 (one record: its 12-lead picture and full report).
 
 Both are self-contained: CSS and JavaScript inline, no network (they must open from a USB
@@ -55,13 +55,13 @@ def _esc(text) -> str:
 
 
 def page_parts(record_id: str) -> list[str]:
-    """The path parts of a record's page below ``records/`` (as :func:`writers.report_path`)."""
+    """The path parts of a record's page below ``pages/`` (as :func:`writers.report_path`)."""
     parts = [p for p in record_id.split("/") if p not in ("", ".", "..")] or ["_"]
     return [*parts[:-1], parts[-1] + ".html"]
 
 
 def page_path(out_dir: Path, record_id: str) -> Path:
-    """``out_dir/records/<record_id>.html``."""
+    """``out_dir/pages/<record_id>.html``."""
     return Path(out_dir, PAGES_DIR, *page_parts(record_id))
 
 

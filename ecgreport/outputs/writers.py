@@ -46,7 +46,7 @@ DIAGNOSES_CSV = "diagnoses.csv"
 RECORDS_JSONL = "records.jsonl"
 RUN_JSON = "run.json"
 INDEX_HTML = "index.html"   # the run's overview and record pages (ecgreport.outputs.overview)
-PAGES_DIR = "records"
+PAGES_DIR = "pages"
 OUTPUT_NAMES = (REPORTS_DIR, DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON, INDEX_HTML, PAGES_DIR)
 
 # Leading and trailing CSV columns; the label columns ("<set>:<label>") go in between.
