@@ -23,6 +23,7 @@ from pathlib import Path
 from ecgreport.errors import EcgReportError
 
 DEVICES = ("auto", "cpu", "cuda")
+PICTURES = ("all", "failed", "none")
 
 
 class UsageError(EcgReportError):
@@ -43,7 +44,8 @@ class BatchOptions:
     ``i % n == k - 1``; ``workers``: processes running the model on the CPU (0: one per
     core; 1: all in this process); ``read_workers``: threads reading ahead when the model
     runs in this process (0: read in the calling thread); ``quiet``: no progress or
-    per-record messages.
+    per-record messages; ``pictures``: which records get a page with their 12-lead picture
+    (``all``, ``failed`` or ``none``; ``index.html`` is written whatever it says).
     """
 
     folder: Path
@@ -65,6 +67,7 @@ class BatchOptions:
     workers: int = 0
     read_workers: int = 2
     quiet: bool = False
+    pictures: str = "all"
 
     def __post_init__(self) -> None:
         # Paths as Path whatever was given (frozen: set through object.__setattr__).
@@ -83,6 +86,8 @@ class BatchOptions:
                 raise UsageError(f"{flag} must be at least {least}, got {value}")
         if not self.min_seconds >= 0:
             raise UsageError(f"--min-seconds must be >= 0, got {self.min_seconds}")
+        if self.pictures not in PICTURES:
+            raise UsageError(f"--pictures must be one of {', '.join(PICTURES)}, got {self.pictures!r}")
         if self.resume and self.overwrite:
             raise UsageError("--resume and --overwrite exclude each other: choose one")
         if self.shard is not None:

@@ -21,7 +21,8 @@ The steps, in the order a record passes through them:
    record's embedding (the most typical window): decoding from the mean would feed the
    decoder an input that no real window produced.
 6. :meth:`~ecgreport.outputs.sink.BatchSink.render` formats the entry as report text,
-   JSONL and CSV lines.
+   JSONL and CSV lines; :func:`write_pages` draws the record's page (12-lead picture of
+   the report's window, from the native signal, and the report) when ``--pictures`` asks.
 
 Callers: :mod:`ecgreport.batch` (one process, reading ahead in threads) and
 :mod:`ecgreport.parallel` (worker processes, a chunk of records each). This module
@@ -57,6 +58,7 @@ class RecordSpec:
     min_s: float
     max_windows: int
     comments: bool
+    keep_signal: bool = False   # keep the native spans until the pictures are drawn
 
     @property
     def window_s(self) -> float:
@@ -67,7 +69,8 @@ class RecordSpec:
         """The spec of a run: model input from ``bundle``, the rest from BatchOptions."""
         return cls(fs_hz=float(bundle.fs_hz), window_samples=int(bundle.window_samples),
                    min_s=options.min_seconds, max_windows=options.max_windows,
-                   comments=options.include_header_comments)
+                   comments=options.include_header_comments,
+                   keep_signal=options.pictures != "none")
 
 
 @dataclass
@@ -104,6 +107,7 @@ class Prepared:
 
     entry: dict
     windows: np.ndarray | None = None
+    native: NativeSignal | None = None   # with ``spec.keep_signal``, for the picture
 
 
 def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
@@ -144,8 +148,8 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
                                      f"zero-padded by {plan.pad / header.fs_hz:.2f} s")
         if spec.comments:
             entry["header_comments"] = header_comments(ref.header_path)
-        entry.update(record_fields(NativeSignal(spans, list(plan.starts), header.fs_hz,
-                                                used, header)))
+        native = NativeSignal(spans, list(plan.starts), header.fs_hz, used, header)
+        entry.update(record_fields(native))
     except RecordError as err:
         entry["error"] = str(err)
         return Prepared(entry)
@@ -153,7 +157,7 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
         logger.debug("unexpected error reading %s", name, exc_info=True)
         entry["error"] = f"{name}: unexpected error: {type(err).__name__}: {err}"
         return Prepared(entry)
-    return Prepared(entry, windows)
+    return Prepared(entry, windows, native if spec.keep_signal else None)
 
 
 def header_comments(header_path: Path) -> list[str]:
@@ -231,4 +235,28 @@ def process_records(refs, spec: RecordSpec, runner, options, sink) -> list[dict]
     entries: list[dict] = []
     for group in window_batches((prepare_record(ref, spec) for ref in refs), options.batch_size):
         entries += infer_entries(group, runner, options.beams, options.max_tokens, sink)
+        write_pages(group, options)
     return entries
+
+
+def write_pages(items: list[Prepared], options) -> None:
+    """Step 6b: the pages ``options.pictures`` asks for (:mod:`ecgreport.outputs.overview`),
+    each drawn from the native signal of the window the report was written from (a failed
+    record's is read again from its file, if it can be). Written before the record's log
+    lines, so a record listed in ``records.jsonl`` has its page; made durable by the same
+    flush of the file system as the reports."""
+    from ecgreport.outputs import overview, writers
+
+    files = []
+    for item in items:
+        native, item.native = item.native, None
+        if not overview.wants_page(item.entry, options.pictures):
+            continue
+        window = None
+        if native is not None and item.entry.get("report_window_start_s") is not None:
+            best = item.entry["window_starts_s"].index(item.entry["report_window_start_s"])
+            window = (native.spans_mv[best], native.fs_hz, native.lead_mask,
+                      item.entry.get("derived_leads") or [])
+        files.append(overview.page_file(options.out_dir, item.entry, window))
+    if files:
+        writers.atomic_write_many(files, sync=False)

@@ -135,3 +135,59 @@ def test_overview_command(tmp_path):
 
 def test_overview_row_of_a_bare_entry_does_not_fail():
     assert overview_row({"record_id": "x", "status": "failed"})[:3] == ["x", "failed", None]
+
+
+# ---------------------------------------------------------------- in `ecgreport batch`
+
+
+def same_files(a, b, skip=("run.json",)) -> None:
+    """Every file under ``a`` is under ``b`` with the same bytes (``skip``: names left out)."""
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name not in skip)
+    assert files
+    for rel in files:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_batch_pictures_all_none_and_failed(tmp_path):
+    from test_batch import good_folder, run, twelve_lead
+
+    folder = good_folder(tmp_path / "in", n=3)
+    twelve_lead(folder, "long", seconds=25, seed=7)           # 3 windows: the page shows one
+    twelve_lead(folder, "short", seconds=2, seed=8)           # fails: shorter than 5 s
+    run(folder, tmp_path / "all", pictures="all", workers=1)
+    run(folder, tmp_path / "none", pictures="none", workers=1)
+    run(folder, tmp_path / "failed", pictures="failed", workers=1)
+    # Pictures change no other output.
+    same_files(tmp_path / "none", tmp_path / "all", skip=("run.json", "index.html"))
+    assert not (tmp_path / "none" / "pages").exists()
+    for name in ("all", "none", "failed"):
+        assert (tmp_path / name / "index.html").is_file()
+    entries = {e["record_id"]: e for e in writers.read_jsonl(tmp_path / "all" / "records.jsonl")}
+    assert sorted(p.stem for p in (tmp_path / "all" / "pages").rglob("*.html")) == \
+        sorted(i.split("/")[-1] for i in entries)
+    assert [p.stem for p in (tmp_path / "failed" / "pages").rglob("*.html")] == ["short"]
+    # The short record's picture is read again from its file: 2 s of it.
+    short = page_path(tmp_path / "failed", "short").read_text()
+    assert "record too short" in short and "0-2 s of the record shown" in short
+    long = entries["long"]
+    start = long["report_window_start_s"]
+    page = page_path(tmp_path / "all", "long").read_text()
+    assert f"{start:g}-{start + 10:g} s of the record shown (the window the report" in page
+    rows = blob((tmp_path / "all" / "index.html").read_text())["rows"]
+    assert all(r[-1] for r in rows)                           # every row links to its page
+
+
+def test_a_resumed_run_rebuilds_the_overview(tmp_path):
+    from test_batch import good_folder, run
+
+    folder = good_folder(tmp_path / "in", n=3)
+    out = tmp_path / "out"
+    run(folder, out, workers=1)
+    log = out / "records.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:1]))                        # as if stopped after one record
+    write_overview(out)
+    assert len(blob((out / "index.html").read_text())["rows"]) == 1
+    run(folder, out, workers=1, resume=True)
+    rows = blob((out / "index.html").read_text())["rows"]
+    assert len(rows) == 3 and all(r[1] == "ok" and r[-1] for r in rows)

@@ -35,7 +35,6 @@ def run_out(tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, ["batch", str(SAMPLE_ECGS), "--out", str(out), "-q",
                                       "--workers", "1"])
     assert result.exit_code == 0, result.output
-    CliRunner().invoke(app, ["overview", str(out), "--pictures", "all"])  # TEMPORARY until batch draws
     return out
 
 

@@ -48,6 +48,10 @@ def batch(
     shard: Optional[str] = typer.Option(
         None, "--shard", metavar="K/N", help="Process only shard K of N (record i of the "
         "sorted list goes to shard i % N + 1).", show_default=False),
+    pictures: str = typer.Option(
+        "all", "--pictures", help="Records that get a page with their 12-lead picture "
+        "(SVG, 25 mm/s, 10 mm/mV) and report in pages/: all, failed or none. index.html, "
+        "the table of all records, is written in every case."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, per-record "
                                "messages or summary on stderr (errors still show)."),
     include_header_comments: bool = typer.Option(
@@ -65,6 +69,8 @@ def batch(
       diagnoses.csv         one row per record, one column per label (cosine similarity)
       records.jsonl         everything per record, including why a record failed
       run.json              tool version, model checksum, arguments, counts, timing
+      index.html            every record in one sortable, filterable page (offline)
+      pages/<record>.html   the 12-lead picture and the report (--pictures)
 
     Scores are cosine similarities between the ECG and each label's description, not
     probabilities: compare them within a label set, across records.
@@ -95,7 +101,8 @@ def batch(
             min_seconds=min_seconds, resume=resume, overwrite=overwrite, fail_fast=fail_fast,
             labels=labels, top_k=top_k, beams=beams,
             shard=parse_shard(shard) if shard is not None else None,
-            include_header_comments=include_header_comments, workers=workers, quiet=quiet)
+            include_header_comments=include_header_comments, workers=workers, quiet=quiet,
+            pictures=pictures)
         summary = run_batch(options, console=console)
     except UsageError as err:
         raise fail(str(err), ExitCode.USAGE) from None
