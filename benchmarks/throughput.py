@@ -9,8 +9,11 @@ into a temporary folder), each repeat measures, in this order and on the same ma
 2. ``ecgreport batch`` end to end, as a subprocess of the real CLI
    (``python -m ecgreport batch``), so interpreter start-up, imports and loading the
    bundle are counted; ``run.json``'s own wall time (without start-up) is shown beside it;
+   (``--pictures none``: reports, CSV, JSONL and index.html);
    2b. the same with ``--workers 1``: the model in the main process (two onnxruntime
    threads) instead of one single-threaded worker process per core;
+   2c. row 2 with ``--pictures all``: also a page per record with its 12-lead SVG
+   (whether pictures can be the default: 2c at least as fast as 1);
 3. PyTorch eager: the bundle's training checkpoint, ``greedy_generate`` (encode + greedy
    report) over the windows ``ecgreport batch`` feeds the model, ``--batch-size`` at a time;
 
@@ -313,8 +316,9 @@ class Results:
 
 
 ROWS = [("rdsamp", "1. read floor: `wfdb.rdsamp` loop"),
-        ("batch", "2. `ecgreport batch` end to end (subprocess of the CLI)"),
+        ("batch", "2. `ecgreport batch` end to end (subprocess of the CLI), `--pictures none`"),
         ("batch1", "2b. the same with `--workers 1` (model in one process, 2 onnxruntime threads)"),
+        ("batch_pic", "2c. row 2 with `--pictures all` (a page with the 12-lead SVG per record)"),
         ("torch", "3. PyTorch eager: encode + greedy report"),
         ("ort", "3b. onnxruntime: encode + greedy report"),
         ("torch_enc", "4. PyTorch eager: encoder only"),
@@ -344,6 +348,8 @@ def render(res: Results, info: dict, args) -> str:
         lines.append(f"| 2'. the same runs, `run.json` wall time (no interpreter start-up) | "
                      f"{inner:.1f} | {', '.join(f'{t:.2f}' for t in res.batch_inner_s)} |")
     r21 = ratio(res.rate("batch"), res.rate("rdsamp"))
+    r2c1 = ratio(res.rate("batch_pic"), res.rate("rdsamp"))
+    r2c2 = ratio(res.rate("batch_pic"), res.rate("batch"))
     r23 = ratio(res.rate("batch"), res.rate("torch"))
     r3b3 = ratio(res.rate("ort"), res.rate("torch"))
     r4b4 = ratio(res.rate("ort_enc"), res.rate("torch_enc"))
@@ -360,6 +366,9 @@ def render(res: Results, info: dict, args) -> str:
     lines += ["", "| ratio | value | target |", "|---|---:|---|",
               f"| 2/1 batch / rdsamp loop | {fmt(r21, '.2f')}x{verdict(r21, BATCH_TARGET)} "
               f"| >= {BATCH_TARGET:.1f}x |",
+              f"| 2c/1 batch with pictures / rdsamp loop | {fmt(r2c1, '.2f')}x"
+              f"{verdict(r2c1, BATCH_TARGET)} | >= {BATCH_TARGET:.1f}x (pictures by default) |",
+              f"| 2c/2 batch with pictures / without | {fmt(r2c2, '.2f')}x | (information) |",
               f"| 2/3 batch / PyTorch eager model | {fmt(r23, '.2f')}x | (information) |",
               f"| 3b/3 onnxruntime / PyTorch eager | {fmt(r3b3, '.2f')}x"
               f"{verdict(r3b3, ORT_TARGET)} | >= {ORT_TARGET:.1f}x |",
@@ -511,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"repeat {repeat}/{args.repeats}: rdsamp loop")
             res.rows.setdefault("rdsamp", []).append(time_rdsamp(headers))
             log(f"repeat {repeat}/{args.repeats}: ecgreport batch")
-            run = run_cli_batch(folder, work / f"out-{repeat}", args)
+            run = run_cli_batch(folder, work / f"out-{repeat}", args, ("--pictures", "none"))
             res.rows.setdefault("batch", []).append(run.wall_s)
             res.batch_inner_s.append(run.inner_s)
             res.workers = run.workers
@@ -519,7 +528,12 @@ def main(argv: list[str] | None = None) -> int:
                 res.notes.append(f"ecgreport batch: {run.counts['failed']} record(s) failed")
             log(f"repeat {repeat}/{args.repeats}: ecgreport batch --workers 1")
             res.rows.setdefault("batch1", []).append(
-                run_cli_batch(folder, work / f"out-{repeat}-workers1", args, ("--workers", "1")).wall_s)
+                run_cli_batch(folder, work / f"out-{repeat}-workers1", args,
+                              ("--workers", "1", "--pictures", "none")).wall_s)
+            log(f"repeat {repeat}/{args.repeats}: ecgreport batch --pictures all")
+            res.rows.setdefault("batch_pic", []).append(
+                run_cli_batch(folder, work / f"out-{repeat}-pictures", args,
+                              ("--pictures", "all")).wall_s)
             if torch_model is not None:
                 log(f"repeat {repeat}/{args.repeats}: PyTorch eager")
                 seconds, torch_ids = timed(torch_model, x, args.batch_size)

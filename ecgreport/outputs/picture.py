@@ -191,7 +191,8 @@ def render_svg(signal_mv: np.ndarray, fs_hz: float, lead_names: Sequence[str], h
     named by ``lead_names`` (any order; the 12 standard names are looked up, others are
     ignored). Only the first 10 s are drawn: pass the window to show (for a long record,
     the one the report was written from) and its offset as ``header["start_s"]``.
-    ``header``: ``record_id``, and optionally ``duration_s``, ``start_s``, ``report``,
+    ``header``: ``record_id``, and optionally ``duration_s``, ``start_s``, ``long`` (the
+    record is longer than what is drawn: say it is the report's window), ``report``,
     ``top_findings`` (list of str), ``warnings`` (list of str), ``error``.
     ``measurements``: keys of :data:`MEASUREMENTS` (``heart_rate_bpm``, ``qrs_ms``, ...);
     absent or None values are left out. ``missing_leads`` are labelled "missing" and not
@@ -292,5 +293,4 @@ def header_from_entry(entry: dict) -> dict:
             "warnings": list(entry.get("warnings") or []), "error": entry.get("error")}
 
 
-__all__ = ["render_svg", "trace_path", "header_from_entry", "measurement_text",
-           "STANDARD_LEADS"]
+__all__ = ["render_svg", "trace_path", "header_from_entry", "measurement_text"]
