@@ -17,6 +17,7 @@ which reads the record again from the path in its entry.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -46,6 +47,7 @@ COLUMNS = (("record_id", "Record", "text"), ("status", "Status", "text"),
            ("report", "Report (first words)", "text"), ("warnings", "Warnings", "text"))
 
 
+@functools.lru_cache(maxsize=None)
 def _asset(name: str) -> str:
     return resources.files("ecgreport.outputs").joinpath("assets", name).read_text("utf-8")
 

@@ -109,33 +109,51 @@ _TABLE_HALF = 1 << 15       # steps up to 327 mm
 CLIP_MV = 10.0              # samples beyond +-10 mV (100 mm) of the baseline are drawn at it
 
 
+class _Grid:
+    """A window of leads as integer path units, computed once for all its traces:
+    ``dy`` (n_leads, n - 1) the steps between samples (mV offset by each lead's median,
+    clipped at +-CLIP_MV, NaN as 0), ``y`` (n_leads, n) the samples' heights relative to
+    the baseline, ``dx`` (n - 1,) the steps along time. Rounding x from the window's start
+    keeps every column on the same sample grid."""
+
+    def __init__(self, signal_mv: np.ndarray, fs_hz: float, offsets_mv: np.ndarray):
+        n = signal_mv.shape[1]
+        mv = np.clip(np.nan_to_num(signal_mv) - offsets_mv[:, None], -CLIP_MV, CLIP_MV)
+        self.y = np.rint(-mv * (MM_PER_MV * UNITS_PER_MM)).astype(np.int64)
+        self.dy = np.diff(self.y, axis=1)
+        self.dx = np.diff(np.rint(np.arange(n) * (MM_PER_S / fs_hz * UNITS_PER_MM)).astype(np.int64))
+
+    def path(self, row: int, start: int, stop: int, x0_mm: float, baseline_mm: float) -> str:
+        """Path data of samples ``[start, stop)`` of lead ``row``, the first at ``x0_mm``."""
+        x0 = int(round(x0_mm * UNITS_PER_MM))
+        y0 = int(round(baseline_mm * UNITS_PER_MM)) + int(self.y[row, start])
+        m = stop - start
+        if m <= 1:
+            return f"M{x0} {y0}h1"
+        steps = np.empty((m - 1, 2), dtype=np.int64)
+        steps[:, 0] = self.dx[:m - 1]
+        steps[:, 1] = self.dy[row, start:stop - 1]
+        flat = steps.ravel()
+        if np.abs(flat).max() < _TABLE_HALF:
+            numbers = _int_strings()[flat + _TABLE_HALF].tolist()
+        else:  # a rate below ~0.1 Hz: not worth a table
+            numbers = map(str, flat.tolist())
+        return f"M{x0} {y0}l" + " ".join(numbers)
+
+
 def trace_path(signal_mv: np.ndarray, fs_hz: float, x0_mm: float, baseline_mm: float) -> str:
     """The SVG path data of one lead: ``signal_mv`` (n_samples,) in mV at ``fs_hz``, its
     first sample at ``x0_mm``, 0 mV at ``baseline_mm`` (y grows downwards). Coordinates
-    are in 0.01 mm (draw it inside ``scale(0.01)``); NaN samples are drawn as 0 mV and
-    values beyond +-CLIP_MV at that limit.
+    are integers in 0.01 mm, each step relative to the last (draw it inside
+    ``scale(0.01)``); NaN samples are drawn as 0 mV, values beyond +-CLIP_MV at that limit.
 
     >>> trace_path(np.array([0.0, 1.0, 1.0]), 100.0, 0.0, 10.0)
     'M0 1000l25 -1000 25 0'
     """
-    n = len(signal_mv)
-    if n == 0:
+    if len(signal_mv) == 0:
         return ""
-    u = UNITS_PER_MM
-    x = np.rint((x0_mm + np.arange(n) * (MM_PER_S / fs_hz)) * u).astype(np.int64)
-    mv = np.clip(np.nan_to_num(signal_mv), -CLIP_MV, CLIP_MV)
-    y = np.rint((baseline_mm - mv * MM_PER_MV) * u).astype(np.int64)
-    if n == 1:
-        return f"M{x[0]} {y[0]}h1"
-    steps = np.empty((n - 1, 2), dtype=np.int64)
-    steps[:, 0] = np.diff(x)
-    steps[:, 1] = np.diff(y)
-    flat = steps.ravel()
-    if np.abs(flat).max() < _TABLE_HALF:
-        numbers = _int_strings()[flat + _TABLE_HALF].tolist()
-    else:  # a rate below ~0.1 Hz: not worth a table
-        numbers = map(str, flat.tolist())
-    return f"M{x[0]} {y[0]}l" + " ".join(numbers)
+    signal = np.asarray(signal_mv, dtype=np.float64)[None, :]
+    return _Grid(signal, fs_hz, np.zeros(1)).path(0, 0, signal.shape[1], x0_mm, baseline_mm)
 
 
 def _wrap(text: str, width: int = WRAP, max_lines: int = 4) -> list[str]:
@@ -233,7 +251,8 @@ def render_svg(signal_mv: np.ndarray, fs_hz: float, lead_names: Sequence[str], h
 
     # One offset per lead, over the whole drawn window, so a lead's column and the
     # rhythm strip share their baseline.
-    offsets = np.median(signal_mv[:, :n_draw], axis=1) if n_draw else np.zeros(len(rows))
+    window = signal_mv[:, :n_draw]
+    grid = _Grid(window, fs_hz, np.median(window, axis=1)) if n_draw else None
 
     def lead(name: str, start: int, stop: int, x0: float, base: float,
              css: str = "lead-name") -> None:
@@ -249,11 +268,10 @@ def render_svg(signal_mv: np.ndarray, fs_hz: float, lead_names: Sequence[str], h
                           f'y="{label_y:g}">({note})</text>')
         if note == "missing":
             return
-        seg = signal_mv[rows[name], :n_draw]
-        if stop <= start or start >= len(seg):
+        if stop <= start or start >= n_draw:
             return
         traces.append(f'<path class="trace" data-lead="{name}" d="'
-                     f'{trace_path(seg[start:stop] - offsets[rows[name]], fs_hz, x0, base)}"/>')
+                      f'{grid.path(rows[name], start, stop, x0, base)}"/>')
 
     for c, names in enumerate(COLUMNS):
         x0 = CAL_W + c * COLUMN_S * MM_PER_S
