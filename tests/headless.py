@@ -73,14 +73,18 @@ class Browser:
                                       stderr=subprocess.DEVNULL)
         os.close(to_child_r)
         os.close(from_child_w)
-        targets = self.call("Target.getTargets")["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
-        self._session = self.call("Target.attachToTarget", targetId=page["targetId"],
-                                  flatten=True)["sessionId"]
-        self.call("Page.enable", session=True)
-        self.call("Runtime.enable", session=True)
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=self.width,
-                  height=self.height, deviceScaleFactor=1, mobile=False)
+        try:
+            targets = self.call("Target.getTargets")["targetInfos"]
+            page = next(t for t in targets if t["type"] == "page")
+            self._session = self.call("Target.attachToTarget", targetId=page["targetId"],
+                                      flatten=True)["sessionId"]
+            self.call("Page.enable", session=True)
+            self.call("Runtime.enable", session=True)
+            self.call("Emulation.setDeviceMetricsOverride", session=True, width=self.width,
+                      height=self.height, deviceScaleFactor=1, mobile=False)
+        except BaseException:
+            self.__exit__(None, None, None)   # no browser or profile left behind
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

@@ -9,7 +9,6 @@ import re
 import time
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from conftest import write_record
