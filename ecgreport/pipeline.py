@@ -40,6 +40,7 @@ import numpy as np
 
 from ecgreport.errors import RecordError
 from ecgreport.leads import STANDARD_LEADS
+from ecgreport.outputs import overview, writers
 from ecgreport.records import HeaderInfo, RecordRef, read_header, read_record
 from ecgreport.records.discover import printable
 from ecgreport.signal import model_window, plan_windows
@@ -148,8 +149,8 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
                                      f"zero-padded by {plan.pad / header.fs_hz:.2f} s")
         if spec.comments:
             entry["header_comments"] = header_comments(ref.header_path)
-        native = NativeSignal(spans, list(plan.starts), header.fs_hz, used, header)
-        entry.update(record_fields(native))
+        entry.update(record_fields(NativeSignal(spans, list(plan.starts), header.fs_hz,
+                                                used, header)))
     except RecordError as err:
         entry["error"] = str(err)
         return Prepared(entry)
@@ -157,7 +158,8 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
         logger.debug("unexpected error reading %s", name, exc_info=True)
         entry["error"] = f"{name}: unexpected error: {type(err).__name__}: {err}"
         return Prepared(entry)
-    return Prepared(entry, windows, native if spec.keep_signal else None)
+    return Prepared(entry, windows, NativeSignal(spans, list(plan.starts), header.fs_hz, used,
+                                                 header) if spec.keep_signal else None)
 
 
 def header_comments(header_path: Path) -> list[str]:
@@ -245,8 +247,6 @@ def write_pages(items: list[Prepared], options) -> None:
     record's is read again from its file, if it can be). Written before the record's log
     lines, so a record listed in ``records.jsonl`` has its page; made durable by the same
     flush of the file system as the reports."""
-    from ecgreport.outputs import overview, writers
-
     files = []
     for item in items:
         native, item.native = item.native, None
