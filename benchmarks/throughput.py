@@ -334,13 +334,16 @@ def render(res: Results, info: dict, args) -> str:
 
     lines = ["# Throughput benchmark", "",
              f"`python benchmarks/throughput.py --data {args.data} --n {res.n} --repeats "
-             f"{res.repeats} --batch-size {res.batch_size} --device {args.device}` "
+             f"{res.repeats} --batch-size {res.batch_size} --device {args.device}"
+             f"{' --pictures-only' if args.pictures_only else ''}` "
              f"({info['date']}). Records/s is the median of "
              f"{res.repeats} repeat(s) over the first {res.n:,} PTB-XL records (100 Hz, 12 "
              "leads, 10 s: one window each); page cache warm.", "",
              "| row | records/s | seconds per repeat |", "|---|---:|---|"]
     for key, label in ROWS:
         times = res.rows.get(key)
+        if args.pictures_only and not times:
+            continue
         lines.append(f"| {label} | {fmt(res.rate(key))} | "
                      f"{', '.join(f'{t:.2f}' for t in times) if times else 'skipped'} |")
     if res.batch_inner_s:
@@ -375,6 +378,9 @@ def render(res: Results, info: dict, args) -> str:
               f"| 4b/4 encoder only: onnxruntime / PyTorch eager | {fmt(r4b4, '.2f')}x | (information) |",
               f"| report generation only (3 minus 4): onnxruntime {fmt(gen.get('ort'))} / PyTorch eager "
               f"{fmt(gen.get('torch'))} records/s | {fmt(rgen, '.2f')}x | (information) |"]
+    if args.pictures_only:  # only the ratios of the rows measured
+        at = lines.index("| ratio | value | target |")
+        lines = lines[:at + 5]
     if res.same_reports is not None:
         lines += ["", f"Reports identical between rows 3 and 3b: {res.same_reports[0]:,} of "
                   f"{res.same_reports[1]:,} windows."]
@@ -397,7 +403,7 @@ def render(res: Results, info: dict, args) -> str:
             lines.append(f"| ratio {sizes[-1]:,} / {sizes[0]:,} | {growth:.3f} "
                          f"({'within' if growth <= MEMORY_TARGET else 'over'} the "
                          f"{MEMORY_TARGET - 1:.0%} target) |")
-    else:
+    elif not args.pictures_only:
         lines += ["", "Peak memory: skipped (`--skip-memory`)."]
     v = info["versions"]
     gpu = info.get("gpu")
@@ -416,6 +422,28 @@ def render(res: Results, info: dict, args) -> str:
     if res.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in res.notes]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- pictures only
+
+
+class _Done(Exception):
+    """--pictures-only has measured its rows."""
+
+
+def measure_pictures(args, res: Results, headers: list[Path], folder: Path, work: Path) -> None:
+    """Rows 1, 2 and 2c only, interleaved per repeat: what pictures cost and whether
+    batch with them keeps up with the read floor (``--pictures-only``)."""
+    for repeat in range(1, args.repeats + 1):
+        log(f"repeat {repeat}/{args.repeats}: rdsamp loop")
+        res.rows.setdefault("rdsamp", []).append(time_rdsamp(headers))
+        for key, mode in (("batch", "none"), ("batch_pic", "all")):
+            log(f"repeat {repeat}/{args.repeats}: ecgreport batch --pictures {mode}")
+            run = run_cli_batch(folder, work / f"out-{repeat}-{mode}", args, ("--pictures", mode))
+            res.rows.setdefault(key, []).append(run.wall_s)
+            if key == "batch":
+                res.batch_inner_s.append(run.inner_s)
+            res.workers, res.provider = run.workers, run.provider
 
 
 # ---------------------------------------------------------------- main
@@ -443,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the peak-memory runs on 1,000 and 10,000 records")
     parser.add_argument("--memory-sizes", default=",".join(map(str, MEMORY_SIZES)),
                         help="record counts of the peak-memory runs (1000,10000)")
+    parser.add_argument("--pictures-only", action="store_true",
+                        help="measure rows 1, 2 and 2c only (what --pictures all costs); "
+                             "no model rows, no peak-memory runs")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="also write the table and machine description to this file")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -477,7 +508,9 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoint, note = (args.checkpoint, f"--checkpoint {args.checkpoint}") \
         if args.checkpoint is not None else find_checkpoint(bundle)
-    if checkpoint is None:
+    if args.pictures_only:
+        pass  # no model rows
+    elif checkpoint is None:
         res.notes.append(f"row 3 (PyTorch eager) skipped: {note}.")
         log(f"PyTorch row skipped: {note}")
     else:
@@ -494,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{args.n} records linked into {folder}; warming the page cache")
         warm_page_cache(headers)
 
+        if args.pictures_only:
+            measure_pictures(args, res, headers, folder, work)
+            raise _Done
         runner = ModelRunner(bundle, device=args.device)
         res.provider = runner.provider
         x = preprocess(folder, bundle)
@@ -555,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                 mem_folder = link_folder(all_headers[:n], work / f"records-{n}")
                 res.memory[n] = run_cli_batch(mem_folder, work / f"out-{n}", args)
                 shutil.rmtree(work / f"out-{n}", ignore_errors=True)
+    except _Done:
+        pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
