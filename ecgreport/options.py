@@ -67,7 +67,7 @@ class BatchOptions:
     workers: int = 0
     read_workers: int = 2
     quiet: bool = False
-    pictures: str = "all"
+    pictures: str = "failed"
 
     def __post_init__(self) -> None:
         # Paths as Path whatever was given (frozen: set through object.__setattr__).

@@ -121,6 +121,21 @@ def test_pages_are_drawn_from_the_records_themselves(tmp_path):
     assert [r[-1] for r in rows] == ["pages/pulse.html", "pages/gone.html"]
 
 
+def test_overview_command_draws_chosen_records(tmp_path):
+    from ecgreport.leads import STANDARD_LEADS
+
+    write_record(tmp_path / "data", "a", np.zeros((1000, 12)), list(STANDARD_LEADS))
+    out = tmp_path / "out"
+    write_log(out, [entry(1, record_id="a", path=str(tmp_path / "data" / "a.hea")), entry(2)])
+    result = CliRunner().invoke(app, ["overview", str(out), "--record", "a", "-q"])
+    assert result.exit_code == 0, result.output
+    assert page_path(out, "a").is_file() and not page_path(out, entry(2)["record_id"]).exists()
+    rows = blob((out / "index.html").read_text())["rows"]
+    assert [r[-1] for r in rows] == ["pages/a.html", None]
+    result = CliRunner().invoke(app, ["overview", str(out), "--record", "nope"])
+    assert result.exit_code == 2 and "not in" in result.stderr and "nope" in result.stderr
+
+
 def test_overview_command(tmp_path):
     write_log(tmp_path, [entry(1)])
     result = CliRunner().invoke(app, ["overview", str(tmp_path), "-q"])
@@ -155,7 +170,7 @@ def test_batch_pictures_all_none_and_failed(tmp_path):
     twelve_lead(folder, "short", seconds=2, seed=8)           # fails: shorter than 5 s
     run(folder, tmp_path / "all", pictures="all", workers=1)
     run(folder, tmp_path / "none", pictures="none", workers=1)
-    run(folder, tmp_path / "failed", pictures="failed", workers=1)
+    run(folder, tmp_path / "failed", workers=1)               # the default: failed
     # Pictures change no other output.
     same_files(tmp_path / "none", tmp_path / "all", skip=("run.json", "index.html"))
     assert not (tmp_path / "none" / "pages").exists()
@@ -181,12 +196,12 @@ def test_a_resumed_run_rebuilds_the_overview(tmp_path):
 
     folder = good_folder(tmp_path / "in", n=3)
     out = tmp_path / "out"
-    run(folder, out, workers=1)
+    run(folder, out, workers=1, pictures="all")
     log = out / "records.jsonl"
     lines = log.read_text().splitlines(keepends=True)
     log.write_text("".join(lines[:1]))                        # as if stopped after one record
     write_overview(out)
     assert len(blob((out / "index.html").read_text())["rows"]) == 1
-    run(folder, out, workers=1, resume=True)
+    run(folder, out, workers=1, resume=True, pictures="all")
     rows = blob((out / "index.html").read_text())["rows"]
     assert len(rows) == 3 and all(r[1] == "ok" and r[-1] for r in rows)

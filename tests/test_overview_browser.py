@@ -30,10 +30,10 @@ ROW_IDS = "[...document.querySelectorAll('#rows tr td:first-child')].map(td => t
 
 @pytest.fixture(scope="module")
 def run_out(tmp_path_factory) -> Path:
-    """``ecgreport batch sample_ecgs --out OUT`` with the packaged model, as a user runs it."""
+    """``ecgreport batch sample_ecgs --out OUT --pictures all`` with the packaged model."""
     out = tmp_path_factory.mktemp("browser") / "out"
     result = CliRunner().invoke(app, ["batch", str(SAMPLE_ECGS), "--out", str(out), "-q",
-                                      "--workers", "1"])
+                                      "--workers", "1", "--pictures", "all"])
     assert result.exit_code == 0, result.output
     return out
 

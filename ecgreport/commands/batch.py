@@ -49,9 +49,10 @@ def batch(
         None, "--shard", metavar="K/N", help="Process only shard K of N (record i of the "
         "sorted list goes to shard i % N + 1).", show_default=False),
     pictures: str = typer.Option(
-        "all", "--pictures", help="Records that get a page with their 12-lead picture "
-        "(SVG, 25 mm/s, 10 mm/mV) and report in pages/: all, failed or none. index.html, "
-        "the table of all records, is written in every case."),
+        "failed", "--pictures", help="Records that get a page with their 12-lead picture "
+        "(SVG, 25 mm/s, 10 mm/mV) and report in pages/: all, failed or none (all costs "
+        "time: see docs/benchmarks-pictures.md). index.html, the table of all records, is "
+        "written in every case; `ecgreport overview OUT --record ID` draws a page later."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, per-record "
                                "messages or summary on stderr (errors still show)."),
     include_header_comments: bool = typer.Option(

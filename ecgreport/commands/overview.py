@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -18,6 +19,9 @@ def overview(
         "none", "--pictures", help="Also write record pages (12-lead picture + report) for "
         "all records, the failed ones, or none, reading each record again from its path. "
         "Pages already there are kept."),
+    record: Optional[list[str]] = typer.Option(
+        None, "--record", "-r", help="Draw the page of this record (its id, as in the "
+        "table; repeat for several), redrawing it if present.", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No message on stderr."),
 ) -> None:
     """Write OUT/index.html: every record of a batch run in one sortable, filterable page.
@@ -29,7 +33,8 @@ def overview(
     \b
     Examples:
       ecgreport overview results/
-      ecgreport overview results/ --pictures failed   # pictures of the failed records
+      ecgreport overview results/ --record records100/00000/00001_lr
+      ecgreport overview results/ --pictures all      # every record's page (slow for many)
     """
     from ecgreport.outputs.overview import PICTURES, draw_pages, write_overview
 
@@ -40,9 +45,12 @@ def overview(
         raise typer.Exit(int(ExitCode.USAGE))
     try:
         drawn = draw_pages(out, pictures) if pictures != "none" else 0
+        if record:
+            drawn += draw_pages(out, records=list(record), missing_only=False)
         path = write_overview(out)
-    except FileNotFoundError as err:
-        console.print(f"error: {err}", style="red", markup=False, soft_wrap=True)
+    except (FileNotFoundError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) else str(err)
+        console.print(f"error: {message}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(int(ExitCode.USAGE)) from None
     if not quiet:
         console.print(f"wrote {escape(str(path))}" + (f" and {drawn} record page(s)" if drawn else ""),

@@ -11,8 +11,9 @@ browser's back button returns to the same view.
 ``index.html`` is derived from ``records.jsonl`` alone (the last line of a record wins), so
 it can be rebuilt at any time, e.g. after an interrupted and resumed run:
 ``ecgreport overview OUT``. A record page is written when its record is processed
-(``ecgreport batch --pictures``), or later by ``ecgreport overview OUT --pictures all``,
-which reads the record again from the path in its entry.
+(``ecgreport batch --pictures``), or later, on demand, by ``ecgreport overview OUT
+--record ID`` or ``--pictures all``, which read the record again from the path in its
+entry.
 """
 
 from __future__ import annotations
@@ -272,18 +273,28 @@ def write_overview(out_dir: Path) -> Path:
     return path
 
 
-def draw_pages(out_dir: Path, pictures: str = "all", missing_only: bool = True) -> int:
-    """Write the record pages ``pictures`` asks for, reading each record again from its
-    path (for records whose page the batch run did not write); returns how many."""
+def draw_pages(out_dir: Path, pictures: str = "all", records: list[str] | None = None,
+               missing_only: bool = True) -> int:
+    """Write the record pages ``pictures`` asks for, or those of ``records`` (record ids,
+    whatever their status), reading each record again from its path; pages already there
+    are kept unless ``missing_only`` is False. Returns how many were written. Raises
+    KeyError naming the ids of ``records`` that ``records.jsonl`` does not list."""
     out_dir = Path(out_dir)
     present = _pages_present(out_dir) if missing_only else set()
+    chosen = None if records is None else set(records)
+    seen: set[str] = set()
     files, n = [], 0
     for entry in writers.read_jsonl(out_dir / writers.RECORDS_JSONL):
-        if wants_page(entry, pictures) and "/".join(page_parts(entry["record_id"])) not in present:
+        record_id = entry["record_id"]
+        wanted = record_id in chosen if chosen is not None else wants_page(entry, pictures)
+        seen.add(record_id)
+        if wanted and "/".join(page_parts(record_id)) not in present:
             files.append(page_file(out_dir, entry))
         if len(files) >= 256:  # a few MB of pages in memory at most
             n += len(files)
             writers.atomic_write_many(files)
             files = []
     writers.atomic_write_many(files)
+    if chosen is not None and chosen - seen:
+        raise KeyError(f"not in {out_dir / writers.RECORDS_JSONL}: {', '.join(sorted(chosen - seen))}")
     return n + len(files)

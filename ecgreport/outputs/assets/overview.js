@@ -65,6 +65,7 @@
           td.appendChild(a);
         } else {
           td.textContent = v;
+          if (k === 0) td.title = "No page yet: ecgreport overview OUT --record " + v;
         }
         if (c.type === "num") td.className = "num";
         tr.appendChild(td);
