@@ -104,6 +104,13 @@ def _int_strings() -> np.ndarray:
     return np.array([str(i) for i in range(-_TABLE_HALF, _TABLE_HALF)], dtype=object)
 
 
+@functools.lru_cache(maxsize=8)
+def _pair_strings(dx: int) -> np.ndarray:
+    """``f"{dx} {dy}"`` for every ``dy`` in ``[-_TABLE_HALF, _TABLE_HALF)``: one lookup per
+    step when the sampling rate makes every x step the same."""
+    return np.array([f"{dx} {i}" for i in range(-_TABLE_HALF, _TABLE_HALF)], dtype=object)
+
+
 _TABLE_HALF = 1 << 15       # steps up to 327 mm
 CLIP_MV = 10.0              # samples beyond +-10 mV (100 mm) of the baseline are drawn at it
 
@@ -124,6 +131,9 @@ class _Grid:
         # Clipping bounds |dy| by 2 * CLIP_MV (20,000 units); dx only a rate below
         # ~0.1 Hz could push past the table.
         self.use_table = n < 2 or int(self.dx.max()) < _TABLE_HALF
+        # At 100, 250 or 500 Hz every dx is the same: then one "dx dy" string per step.
+        self.pairs = (_pair_strings(int(self.dx[0])) if n >= 2 and self.use_table
+                      and int(self.dx.min()) == int(self.dx.max()) else None)
 
     def path(self, row: int, start: int, stop: int, x0_mm: float, baseline_mm: float) -> str:
         """Path data of samples ``[start, stop)`` of lead ``row``, the first at ``x0_mm``."""
@@ -132,6 +142,9 @@ class _Grid:
         m = stop - start
         if m <= 1:
             return f"M{x0} {y0}h1"
+        if self.pairs is not None:
+            return f"M{x0} {y0}l" + " ".join(
+                self.pairs[self.dy[row, start:stop - 1] + _TABLE_HALF].tolist())
         steps = np.empty((m - 1, 2), dtype=np.int64)
         steps[:, 0] = self.dx[:m - 1]
         steps[:, 1] = self.dy[row, start:stop - 1]
