@@ -205,3 +205,14 @@ def test_a_resumed_run_rebuilds_the_overview(tmp_path):
     run(folder, out, workers=1, resume=True, pictures="all")
     rows = blob((out / "index.html").read_text())["rows"]
     assert len(rows) == 3 and all(r[1] == "ok" and r[-1] for r in rows)
+
+
+def test_merging_shards_keeps_the_record_pages(tmp_path):
+    from test_batch import good_folder, run
+
+    folder = good_folder(tmp_path / "in", n=4)
+    for k in (1, 2):
+        run(folder, tmp_path / f"part{k}", workers=1, pictures="all", shard=(k, 2))
+    writers.merge_outputs([tmp_path / "part1", tmp_path / "part2"], tmp_path / "merged")
+    rows = blob(write_overview(tmp_path / "merged").read_text())["rows"]
+    assert len(rows) == 4 and all(r[-1] for r in rows)
