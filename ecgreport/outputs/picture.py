@@ -10,7 +10,7 @@ prints at true scale)::
     | cal | III      | aVF      | V3       | V6       |   row 3
     | cal | II (rhythm strip, the full 10 s)          |   row 4
     +-----------------------------------------------------------------+
-    footer: 25 mm/s, 10 mm/mV, what was drawn
+    footer: 25 mm/s, 10 mm/mV, what was drawn; the disclaimer (the SVG may travel alone)
 
 Each column shows 2.5 s, the four columns the consecutive quarters of the same 10 s (as
 a 12-lead machine prints them); the rhythm strip shows all 10 s of lead II. Each row
@@ -41,6 +41,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ecgreport import DISCLAIMER
 from ecgreport.leads import STANDARD_LEADS
 
 MM_PER_S = 25.0
@@ -265,7 +266,7 @@ def render_svg(signal_mv: np.ndarray, fs_hz: float, lead_names: Sequence[str], h
 
     head = _header_lines(header, fs_hz, measurements)
     top = MARGIN + len(head) * LINE_H + 2.0          # the grid's top edge
-    height = top + GRID_H + 8.0
+    height = top + GRID_H + 12.0
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="ecg" width="{PAPER_W:g}mm" '
            f'height="{height:g}mm" viewBox="0 0 {PAPER_W:g} {height:g}" role="img" '
            f'aria-label="12-lead ECG of {_esc(header.get("record_id", ""))}">',
@@ -334,6 +335,7 @@ def render_svg(signal_mv: np.ndarray, fs_hz: float, lead_names: Sequence[str], h
             f"{start_s:g}-{start_s + shown:g} s of the record shown"
             + (" (the window the report was written from)" if header.get("long") else ""))
     out.append(f'<text class="head" x="{MARGIN:g}" y="{top + GRID_H + 5:g}">{_esc(foot)}</text>')
+    out.append(f'<text class="warn" x="{MARGIN:g}" y="{top + GRID_H + 9:g}">{_esc(DISCLAIMER)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
