@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ecgreport.errors import ExitCode
+from ecgreport.errors import UsageError
 
 
 def overview(
@@ -38,21 +38,16 @@ def overview(
     """
     from ecgreport.outputs.overview import PICTURES, draw_pages, write_overview
 
-    console = Console(stderr=True)
     if pictures not in PICTURES:
-        console.print(f"error: --pictures must be one of {', '.join(PICTURES)}, got "
-                      f"{pictures!r}", style="red", markup=False, soft_wrap=True)
-        raise typer.Exit(int(ExitCode.USAGE))
+        raise UsageError(f"--pictures must be one of {', '.join(PICTURES)}, got {pictures!r}")
     try:
         drawn = draw_pages(out, pictures) if pictures != "none" else 0
         if record:
             drawn += draw_pages(out, records=list(record), missing_only=False)
         path = write_overview(out)
-    except (FileNotFoundError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) else str(err)
-        console.print(f"error: {message}", style="red", markup=False, soft_wrap=True)
-        raise typer.Exit(int(ExitCode.USAGE)) from None
+    except (FileNotFoundError, KeyError) as err:  # errors print and exit in ecgreport.cli
+        raise UsageError(err.args[0] if isinstance(err, KeyError) else str(err)) from None
     if not quiet:
-        console.print(f"wrote {escape(str(path))}" + (f" and {drawn} record page(s)" if drawn else ""),
-                      highlight=False, soft_wrap=True)
+        done = f"wrote {path}" + (f" and {drawn} record page(s)" if drawn else "")
+        Console(stderr=True).print(escape(done), highlight=False, soft_wrap=True)
     typer.echo(str(path))

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import numpy as np
 
 from ecgreport import DISCLAIMER
+from ecgreport.options import PICTURES
 from ecgreport.outputs import writers
 from ecgreport.outputs.picture import STRIP_S, header_from_entry, render_svg
 
@@ -37,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 INDEX_HTML = writers.INDEX_HTML
 PAGES_DIR = writers.PAGES_DIR
-PICTURES = ("all", "failed", "none")
 REPORT_WORDS = 12
 
 # (key, heading, type): the overview's columns, in order.
