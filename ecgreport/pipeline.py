@@ -245,8 +245,9 @@ def write_pages(items: list[Prepared], options) -> None:
     """Step 6b: the pages ``options.pictures`` asks for (:mod:`ecgreport.outputs.overview`),
     each drawn from the native signal of the window the report was written from (a failed
     record's is read again from its file, if it can be). Written before the record's log
-    lines, so a record listed in ``records.jsonl`` has its page; made durable by the same
-    flush of the file system as the reports."""
+    lines, so a record listed in ``records.jsonl`` has its page, and made durable by the
+    sink's next flush of the output file system along with the reports (a page lost in a
+    crash can be drawn again: ``ecgreport overview OUT --record ID``)."""
     files = []
     for item in items:
         native, item.native = item.native, None
