@@ -43,7 +43,7 @@ REPORT_WORDS = 12
 # (key, heading, type): the overview's columns, in order.
 COLUMNS = (("record_id", "Record", "text"), ("status", "Status", "text"),
            ("fs_hz", "Rate (Hz)", "num"), ("heart_rate_bpm", "HR (bpm)", "num"),
-           ("qrs_ms", "QRS (ms)", "num"), ("qtc_ms", "QTc (ms)", "num"),
+           ("qrs_ms", "QRS (ms)", "num"), ("qtc_bazett_ms", "QTc Bazett (ms)", "num"),
            ("qrs_axis_deg", "QRS axis (°)", "num"), ("findings", "Top findings", "text"),
            ("report", "Report (first words)", "text"), ("warnings", "Warnings", "text"))
 
@@ -86,8 +86,8 @@ def measurements_of(entry: dict) -> dict:
     found = entry.get("measurements")
     if isinstance(found, dict):
         return found
-    keys = ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_bazett_ms", "qtc_ms",
-            "p_axis_deg", "qrs_axis_deg", "t_axis_deg")
+    keys = ("heart_rate_bpm", "pr_ms", "qrs_ms", "qt_ms", "qtc_bazett_ms",
+            "qtc_fridericia_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg")
     return {k: entry[k] for k in keys if entry.get(k) is not None}
 
 
@@ -177,7 +177,7 @@ def page_file(out_dir: Path, entry: dict, window=None) -> tuple[Path, str]:
 def overview_row(entry: dict) -> list:
     """One table row of the overview, in :data:`COLUMNS` order."""
     m = measurements_of(entry)
-    qtc = m.get("qtc_bazett_ms", m.get("qtc_ms"))
+    qtc = m.get("qtc_bazett_ms")
     words = (entry.get("report") or "").split()
     report = " ".join(words[:REPORT_WORDS]) + (" …" if len(words) > REPORT_WORDS else "")
     # A label can top two sets (NORM in superclass and in statement): listed once.

@@ -65,7 +65,7 @@ PAPER_W = GRID_W + 2 * MARGIN
 MEASUREMENTS = (            # (key, label, unit) in the order printed
     ("heart_rate_bpm", "Rate", "bpm"), ("pr_ms", "PR", "ms"), ("qrs_ms", "QRS", "ms"),
     ("qt_ms", "QT", "ms"), ("qtc_bazett_ms", "QTc (Bazett)", "ms"),
-    ("qtc_ms", "QTc", "ms"), ("p_axis_deg", "P axis", "°"),
+    ("qtc_fridericia_ms", "QTcF", "ms"), ("p_axis_deg", "P axis", "°"),
     ("qrs_axis_deg", "QRS axis", "°"), ("t_axis_deg", "T axis", "°"))
 
 _STYLE = (
