@@ -9,8 +9,11 @@ into a temporary folder), each repeat measures, in this order and on the same ma
 2. ``ecgreport batch`` end to end, as a subprocess of the real CLI
    (``python -m ecgreport batch``), so interpreter start-up, imports and loading the
    bundle are counted; ``run.json``'s own wall time (without start-up) is shown beside it;
+   (``--pictures none``: reports, CSV, JSONL and index.html);
    2b. the same with ``--workers 1``: the model in the main process (two onnxruntime
    threads) instead of one single-threaded worker process per core;
+   2c. row 2 with ``--pictures all``: also a page per record with its 12-lead SVG
+   (whether pictures can be the default: 2c at least as fast as 1);
 3. PyTorch eager: the bundle's training checkpoint, ``greedy_generate`` (encode + greedy
    report) over the windows ``ecgreport batch`` feeds the model, ``--batch-size`` at a time;
 
@@ -313,8 +316,9 @@ class Results:
 
 
 ROWS = [("rdsamp", "1. read floor: `wfdb.rdsamp` loop"),
-        ("batch", "2. `ecgreport batch` end to end (subprocess of the CLI)"),
+        ("batch", "2. `ecgreport batch` end to end (subprocess of the CLI), `--pictures none`"),
         ("batch1", "2b. the same with `--workers 1` (model in one process, 2 onnxruntime threads)"),
+        ("batch_pic", "2c. row 2 with `--pictures all` (a page with the 12-lead SVG per record)"),
         ("torch", "3. PyTorch eager: encode + greedy report"),
         ("ort", "3b. onnxruntime: encode + greedy report"),
         ("torch_enc", "4. PyTorch eager: encoder only"),
@@ -330,13 +334,16 @@ def render(res: Results, info: dict, args) -> str:
 
     lines = ["# Throughput benchmark", "",
              f"`python benchmarks/throughput.py --data {args.data} --n {res.n} --repeats "
-             f"{res.repeats} --batch-size {res.batch_size} --device {args.device}` "
+             f"{res.repeats} --batch-size {res.batch_size} --device {args.device}"
+             f"{' --pictures-only' if args.pictures_only else ''}` "
              f"({info['date']}). Records/s is the median of "
              f"{res.repeats} repeat(s) over the first {res.n:,} PTB-XL records (100 Hz, 12 "
              "leads, 10 s: one window each); page cache warm.", "",
              "| row | records/s | seconds per repeat |", "|---|---:|---|"]
     for key, label in ROWS:
         times = res.rows.get(key)
+        if args.pictures_only and not times:
+            continue
         lines.append(f"| {label} | {fmt(res.rate(key))} | "
                      f"{', '.join(f'{t:.2f}' for t in times) if times else 'skipped'} |")
     if res.batch_inner_s:
@@ -344,6 +351,8 @@ def render(res: Results, info: dict, args) -> str:
         lines.append(f"| 2'. the same runs, `run.json` wall time (no interpreter start-up) | "
                      f"{inner:.1f} | {', '.join(f'{t:.2f}' for t in res.batch_inner_s)} |")
     r21 = ratio(res.rate("batch"), res.rate("rdsamp"))
+    r2c1 = ratio(res.rate("batch_pic"), res.rate("rdsamp"))
+    r2c2 = ratio(res.rate("batch_pic"), res.rate("batch"))
     r23 = ratio(res.rate("batch"), res.rate("torch"))
     r3b3 = ratio(res.rate("ort"), res.rate("torch"))
     r4b4 = ratio(res.rate("ort_enc"), res.rate("torch_enc"))
@@ -360,12 +369,18 @@ def render(res: Results, info: dict, args) -> str:
     lines += ["", "| ratio | value | target |", "|---|---:|---|",
               f"| 2/1 batch / rdsamp loop | {fmt(r21, '.2f')}x{verdict(r21, BATCH_TARGET)} "
               f"| >= {BATCH_TARGET:.1f}x |",
+              f"| 2c/1 batch with pictures / rdsamp loop | {fmt(r2c1, '.2f')}x"
+              f"{verdict(r2c1, BATCH_TARGET)} | >= {BATCH_TARGET:.1f}x (pictures by default) |",
+              f"| 2c/2 batch with pictures / without | {fmt(r2c2, '.2f')}x | (information) |",
               f"| 2/3 batch / PyTorch eager model | {fmt(r23, '.2f')}x | (information) |",
               f"| 3b/3 onnxruntime / PyTorch eager | {fmt(r3b3, '.2f')}x"
               f"{verdict(r3b3, ORT_TARGET)} | >= {ORT_TARGET:.1f}x |",
               f"| 4b/4 encoder only: onnxruntime / PyTorch eager | {fmt(r4b4, '.2f')}x | (information) |",
               f"| report generation only (3 minus 4): onnxruntime {fmt(gen.get('ort'))} / PyTorch eager "
               f"{fmt(gen.get('torch'))} records/s | {fmt(rgen, '.2f')}x | (information) |"]
+    if args.pictures_only:  # only the ratios of the rows measured
+        at = lines.index("| ratio | value | target |")
+        lines = lines[:at + 5]
     if res.same_reports is not None:
         lines += ["", f"Reports identical between rows 3 and 3b: {res.same_reports[0]:,} of "
                   f"{res.same_reports[1]:,} windows."]
@@ -388,7 +403,7 @@ def render(res: Results, info: dict, args) -> str:
             lines.append(f"| ratio {sizes[-1]:,} / {sizes[0]:,} | {growth:.3f} "
                          f"({'within' if growth <= MEMORY_TARGET else 'over'} the "
                          f"{MEMORY_TARGET - 1:.0%} target) |")
-    else:
+    elif not args.pictures_only:
         lines += ["", "Peak memory: skipped (`--skip-memory`)."]
     v = info["versions"]
     gpu = info.get("gpu")
@@ -407,6 +422,28 @@ def render(res: Results, info: dict, args) -> str:
     if res.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in res.notes]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- pictures only
+
+
+class _Done(Exception):
+    """--pictures-only has measured its rows."""
+
+
+def measure_pictures(args, res: Results, headers: list[Path], folder: Path, work: Path) -> None:
+    """Rows 1, 2 and 2c only, interleaved per repeat: what pictures cost and whether
+    batch with them keeps up with the read floor (``--pictures-only``)."""
+    for repeat in range(1, args.repeats + 1):
+        log(f"repeat {repeat}/{args.repeats}: rdsamp loop")
+        res.rows.setdefault("rdsamp", []).append(time_rdsamp(headers))
+        for key, mode in (("batch", "none"), ("batch_pic", "all")):
+            log(f"repeat {repeat}/{args.repeats}: ecgreport batch --pictures {mode}")
+            run = run_cli_batch(folder, work / f"out-{repeat}-{mode}", args, ("--pictures", mode))
+            res.rows.setdefault(key, []).append(run.wall_s)
+            if key == "batch":
+                res.batch_inner_s.append(run.inner_s)
+            res.workers, res.provider = run.workers, run.provider
 
 
 # ---------------------------------------------------------------- main
@@ -434,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the peak-memory runs on 1,000 and 10,000 records")
     parser.add_argument("--memory-sizes", default=",".join(map(str, MEMORY_SIZES)),
                         help="record counts of the peak-memory runs (1000,10000)")
+    parser.add_argument("--pictures-only", action="store_true",
+                        help="measure rows 1, 2 and 2c only (what --pictures all costs); "
+                             "no model rows, no peak-memory runs")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="also write the table and machine description to this file")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -468,7 +508,9 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoint, note = (args.checkpoint, f"--checkpoint {args.checkpoint}") \
         if args.checkpoint is not None else find_checkpoint(bundle)
-    if checkpoint is None:
+    if args.pictures_only:
+        pass  # no model rows
+    elif checkpoint is None:
         res.notes.append(f"row 3 (PyTorch eager) skipped: {note}.")
         log(f"PyTorch row skipped: {note}")
     else:
@@ -485,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{args.n} records linked into {folder}; warming the page cache")
         warm_page_cache(headers)
 
+        if args.pictures_only:
+            measure_pictures(args, res, headers, folder, work)
+            raise _Done
         runner = ModelRunner(bundle, device=args.device)
         res.provider = runner.provider
         x = preprocess(folder, bundle)
@@ -511,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"repeat {repeat}/{args.repeats}: rdsamp loop")
             res.rows.setdefault("rdsamp", []).append(time_rdsamp(headers))
             log(f"repeat {repeat}/{args.repeats}: ecgreport batch")
-            run = run_cli_batch(folder, work / f"out-{repeat}", args)
+            run = run_cli_batch(folder, work / f"out-{repeat}", args, ("--pictures", "none"))
             res.rows.setdefault("batch", []).append(run.wall_s)
             res.batch_inner_s.append(run.inner_s)
             res.workers = run.workers
@@ -519,7 +564,12 @@ def main(argv: list[str] | None = None) -> int:
                 res.notes.append(f"ecgreport batch: {run.counts['failed']} record(s) failed")
             log(f"repeat {repeat}/{args.repeats}: ecgreport batch --workers 1")
             res.rows.setdefault("batch1", []).append(
-                run_cli_batch(folder, work / f"out-{repeat}-workers1", args, ("--workers", "1")).wall_s)
+                run_cli_batch(folder, work / f"out-{repeat}-workers1", args,
+                              ("--workers", "1", "--pictures", "none")).wall_s)
+            log(f"repeat {repeat}/{args.repeats}: ecgreport batch --pictures all")
+            res.rows.setdefault("batch_pic", []).append(
+                run_cli_batch(folder, work / f"out-{repeat}-pictures", args,
+                              ("--pictures", "all")).wall_s)
             if torch_model is not None:
                 log(f"repeat {repeat}/{args.repeats}: PyTorch eager")
                 seconds, torch_ids = timed(torch_model, x, args.batch_size)
@@ -541,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                 mem_folder = link_folder(all_headers[:n], work / f"records-{n}")
                 res.memory[n] = run_cli_batch(mem_folder, work / f"out-{n}", args)
                 shutil.rmtree(work / f"out-{n}", ignore_errors=True)
+    except _Done:
+        pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

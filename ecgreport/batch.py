@@ -46,7 +46,8 @@ from ecgreport.onnx.runtime import add_label_set, choose_providers
 from ecgreport.options import BatchOptions, parse_shard
 from ecgreport.outputs import writers
 from ecgreport.outputs.sink import BatchSink, failure_line
-from ecgreport.pipeline import RecordSpec, infer_entries, prepare_record, window_batches
+from ecgreport.pipeline import (RecordSpec, infer_entries, prepare_record, window_batches,
+                                write_pages)
 from ecgreport.records import find_records
 from ecgreport.records.discover import printable
 
@@ -244,7 +245,22 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
         sink.close()
         run_info["peak_rss_mib"] = _peak_memory(pool)
         save_run_info()
+        _write_overview(out_dir, console)
     return summary
+
+
+def _write_overview(out_dir: Path, console: Console) -> None:
+    """``index.html`` for every record listed so far (also after Ctrl-C or an error: a
+    failure here is a warning, never the run's failure)."""
+    from ecgreport.outputs.overview import write_overview
+
+    try:
+        write_overview(out_dir)
+    except Exception as err:
+        logger.debug("overview failed", exc_info=True)
+        console.print(f"warning: could not write {out_dir}/index.html: {err} (rerun "
+                      f"`ecgreport overview {out_dir}`)", style="yellow", markup=False,
+                      soft_wrap=True)
 
 
 def _peak_memory(pool) -> dict:
@@ -301,6 +317,7 @@ def _pipeline(todo, spec: RecordSpec, runner, sink: BatchSink, written,
                                         depth)) as prepared:
         for group in window_batches(until_failure(prepared), batch_size):
             entries = infer_entries(group, runner, opts.beams, opts.max_tokens, sink)
+            write_pages(group, opts)
             sink.write(entries)
             written(entries)
     return len(todo) - consumed

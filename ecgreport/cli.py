@@ -148,15 +148,17 @@ SHORT_HELP = {
     "train": "Train the model on ECGs and their free-text reports.",
     "export-onnx": "Export a training checkpoint to an ONNX bundle.",
     "evaluate": "Report quality and zero-shot AUC on a dataset, with baselines.",
+    "overview": "Rebuild a run's index.html; draw record pages on demand.",
 }
 
 
 def _register() -> None:
     # Imported here so that `ecgreport --help` stays fast and torch-free.
-    from ecgreport.commands import batch, dataset, evaluate, export, info, train
+    from ecgreport.commands import batch, dataset, evaluate, export, info, overview, train
 
     for name, command in (("batch", batch.batch), ("info", info.info), ("train", train.train),
-                          ("export-onnx", export.export_onnx), ("evaluate", evaluate.evaluate)):
+                          ("export-onnx", export.export_onnx), ("evaluate", evaluate.evaluate),
+                          ("overview", overview.overview)):
         app.command(name, short_help=SHORT_HELP[name], cls=_Command)(handle_errors(command))
     app.add_typer(dataset.app, name="dataset", short_help="Build and check a dataset of your own ECGs.",
                   help="Build and check a training dataset from your own ECGs and reports.")

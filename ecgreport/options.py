@@ -24,6 +24,7 @@ from ecgreport.errors import UsageError
 from ecgreport.signal.checks import MIN_LEADS
 
 DEVICES = ("auto", "cpu", "cuda")
+PICTURES = ("all", "failed", "none")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class BatchOptions:
     core; 1: all in this process); ``read_workers``: threads reading ahead when the model
     runs in this process (0: read in the calling thread); ``quiet``: no progress or
     per-record messages; ``min_leads``: records with fewer usable standard leads (derived
-    limb leads count) fail, naming the leads found.
+    limb leads count) fail, naming the leads found; ``pictures``: which records get a page
+    with their 12-lead picture (``all``, ``failed`` or ``none``; ``index.html`` is written
+    whatever it says).
     """
 
     folder: Path
@@ -64,6 +67,7 @@ class BatchOptions:
     read_workers: int = 2
     quiet: bool = False
     min_leads: int = MIN_LEADS
+    pictures: str = "failed"
 
     def __post_init__(self) -> None:
         # Paths as Path whatever was given (frozen: set through object.__setattr__).
@@ -84,6 +88,8 @@ class BatchOptions:
             raise UsageError(f"--min-leads must be between 1 and 12, got {self.min_leads}")
         if not self.min_seconds >= 0:
             raise UsageError(f"--min-seconds must be >= 0, got {self.min_seconds}")
+        if self.pictures not in PICTURES:
+            raise UsageError(f"--pictures must be one of {', '.join(PICTURES)}, got {self.pictures!r}")
         if self.resume and self.overwrite:
             raise UsageError("--resume and --overwrite exclude each other: choose one")
         if self.shard is not None:

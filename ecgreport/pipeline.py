@@ -21,7 +21,8 @@ The steps, in the order a record passes through them:
    record's embedding (the most typical window): decoding from the mean would feed the
    decoder an input that no real window produced.
 6. :meth:`~ecgreport.outputs.sink.BatchSink.render` formats the entry as report text,
-   JSONL and CSV lines.
+   JSONL and CSV lines; :func:`write_pages` draws the record's page (12-lead picture of
+   the report's window, from the native signal, and the report) when ``--pictures`` asks.
 
 Callers: :mod:`ecgreport.batch` (one process, reading ahead in threads) and
 :mod:`ecgreport.parallel` (worker processes, a chunk of records each). This module
@@ -39,6 +40,7 @@ import numpy as np
 
 from ecgreport.errors import RecordError
 from ecgreport.leads import STANDARD_LEADS
+from ecgreport.outputs import overview, writers
 from ecgreport.records import HeaderInfo, RecordRef, read_header, read_record
 from ecgreport.records.discover import printable
 from ecgreport.signal import model_window, plan_windows
@@ -59,6 +61,7 @@ class RecordSpec:
     max_windows: int
     comments: bool
     min_leads: int = MIN_LEADS
+    keep_signal: bool = False   # keep the native spans until the pictures are drawn
 
     @property
     def window_s(self) -> float:
@@ -69,7 +72,8 @@ class RecordSpec:
         """The spec of a run: model input from ``bundle``, the rest from BatchOptions."""
         return cls(fs_hz=float(bundle.fs_hz), window_samples=int(bundle.window_samples),
                    min_s=options.min_seconds, max_windows=options.max_windows,
-                   comments=options.include_header_comments, min_leads=options.min_leads)
+                   comments=options.include_header_comments, min_leads=options.min_leads,
+                   keep_signal=options.pictures != "none")
 
 
 @dataclass
@@ -111,6 +115,7 @@ class Prepared:
 
     entry: dict
     windows: np.ndarray | None = None
+    native: NativeSignal | None = None   # with ``spec.keep_signal``, for the picture
 
 
 def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
@@ -163,7 +168,8 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
         logger.debug("unexpected error reading %s", name, exc_info=True)
         entry["error"] = f"{name}: unexpected error: {type(err).__name__}: {err}"
         return Prepared(entry)
-    return Prepared(entry, windows)
+    return Prepared(entry, windows, NativeSignal(spans, list(plan.starts), header.fs_hz, used,
+                                                 header) if spec.keep_signal else None)
 
 
 def header_comments(header_path: Path) -> list[str]:
@@ -246,4 +252,27 @@ def process_records(refs, spec: RecordSpec, runner, options, sink) -> list[dict]
     entries: list[dict] = []
     for group in window_batches((prepare_record(ref, spec) for ref in refs), options.batch_size):
         entries += infer_entries(group, runner, options.beams, options.max_tokens, sink)
+        write_pages(group, options)
     return entries
+
+
+def write_pages(items: list[Prepared], options) -> None:
+    """Step 6b: the pages ``options.pictures`` asks for (:mod:`ecgreport.outputs.overview`),
+    each drawn from the native signal of the window the report was written from (a failed
+    record's is read again from its file, if it can be). Written before the record's log
+    lines, so a record listed in ``records.jsonl`` has its page, and made durable by the
+    sink's next flush of the output file system along with the reports (a page lost in a
+    crash can be drawn again: ``ecgreport overview OUT --record ID``)."""
+    files = []
+    for item in items:
+        native, item.native = item.native, None
+        if not overview.wants_page(item.entry, options.pictures):
+            continue
+        window = None
+        if native is not None and item.entry.get("report_window_start_s") is not None:
+            best = item.entry["window_starts_s"].index(item.entry["report_window_start_s"])
+            window = (native.spans_mv[best], native.fs_hz, native.lead_mask,
+                      item.entry.get("derived_leads") or [])
+        files.append(overview.page_file(options.out_dir, item.entry, window))
+    if files:
+        writers.atomic_write_many(files, sync=False)

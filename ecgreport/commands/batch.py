@@ -54,6 +54,11 @@ def batch(
         None, "--shard", metavar="K/N", help="Process only shard K of N, K from 1 (record i "
         "of the sorted list goes to shard i % N + 1). For a 0-based SLURM array index: "
         "--shard $((SLURM_ARRAY_TASK_ID+1))/N.", show_default=False),
+    pictures: str = typer.Option(
+        "failed", "--pictures", help="Records that get a page with their 12-lead picture "
+        "(SVG, 25 mm/s, 10 mm/mV) and report in pages/: all, failed or none (all costs "
+        "time: see docs/benchmarks-pictures.md). index.html, the table of all records, is "
+        "written in every case; `ecgreport overview OUT --record ID` draws a page later."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, per-record "
                                "messages or summary on stderr (errors still show)."),
     include_header_comments: bool = typer.Option(
@@ -71,6 +76,8 @@ def batch(
       diagnoses.csv         a row per record, a column per label (cosine)
       records.jsonl         everything per record, and why a record failed
       run.json              version, model checksum, arguments, counts, timing
+      index.html            every record in one sortable, filterable page
+      pages/<record>.html   12-lead picture and report (--pictures)
 
     Scores are cosine similarities between the ECG and each label's description, not
     probabilities: compare them within a label set, across records.
@@ -103,7 +110,8 @@ def batch(
             fail_fast=fail_fast,
             labels=labels, top_k=top_k, beams=beams,
             shard=parse_shard(shard) if shard is not None else None,
-            include_header_comments=include_header_comments, workers=workers, quiet=quiet)
+            include_header_comments=include_header_comments, workers=workers, quiet=quiet,
+            pictures=pictures)
         summary = run_batch(options, console=console)
     except KeyboardInterrupt:
         raise fail(f"interrupted: the records finished so far are saved in {out}; run the "

@@ -45,7 +45,9 @@ REPORTS_DIR = "reports"
 DIAGNOSES_CSV = "diagnoses.csv"
 RECORDS_JSONL = "records.jsonl"
 RUN_JSON = "run.json"
-OUTPUT_NAMES = (REPORTS_DIR, DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON)
+INDEX_HTML = "index.html"   # the run's overview and record pages (ecgreport.outputs.overview)
+PAGES_DIR = "pages"
+OUTPUT_NAMES = (REPORTS_DIR, DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON, INDEX_HTML, PAGES_DIR)
 
 # Leading and trailing CSV columns; the label columns ("<set>:<label>") go in between.
 # quality: the signal-check verdict; signal_checks: "check (leads); ..."; the lead columns
@@ -190,7 +192,8 @@ def remove_outputs(out_dir: Path) -> None:
     """Delete the batch outputs in ``out_dir`` (for ``--overwrite``); nothing else."""
     out_dir = Path(out_dir)
     shutil.rmtree(out_dir / REPORTS_DIR, ignore_errors=True)
-    for name in (DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON):
+    shutil.rmtree(out_dir / PAGES_DIR, ignore_errors=True)
+    for name in (DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON, INDEX_HTML):
         with contextlib.suppress(FileNotFoundError):
             (out_dir / name).unlink()
 
@@ -392,8 +395,9 @@ def merge_outputs(dirs: list[Path], into: Path) -> dict:
 
     into.mkdir(parents=True, exist_ok=True)
     for d in dirs:
-        if (d / REPORTS_DIR).is_dir():
-            shutil.copytree(d / REPORTS_DIR, into / REPORTS_DIR, dirs_exist_ok=True)
+        for sub in (REPORTS_DIR, PAGES_DIR):  # record pages link to ../index.html: still valid
+            if (d / sub).is_dir():
+                shutil.copytree(d / sub, into / sub, dirs_exist_ok=True)
     rewrite_logs(into, entries(), columns or [])
     counts: dict[str, int] = {}
     for run in runs:
