@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgreport.onnx.providers import quiet_stdout
+
 OPSET = 13   # Gather is unchanged since opset 13
 IR_VERSION = 7
 _FLOAT, _INT64 = 1, 7  # TensorProto.DataType
@@ -69,7 +71,9 @@ class RowGather:
         import onnxruntime as ort
 
         self.n, self.device = n_inputs, device
-        self._session = ort.InferenceSession(gather_model(n_inputs), options, providers=providers)
+        with quiet_stdout():  # no onnxruntime fallback: the runner's CUDA check decides
+            self._session = ort.InferenceSession(gather_model(n_inputs), options, providers=providers,
+                                                 enable_fallback=0)
         self._session.disable_fallback()
 
     def __call__(self, values: list, rows) -> list:
