@@ -226,6 +226,19 @@ def test_runner_device_path_equals_cpu(gpu_machine):
 
 
 @pytest.mark.parametrize("fail_at", ["create", "encode", "decode"])
+def test_runner_falls_back_to_the_plain_cpu_path(gpu_machine, fail_at):
+    """After a failed CUDA check the runner is an ordinary CPU runner: numpy feeds (no I/O
+    binding, which the GPU attempt had switched on), no CUDA options, the note set."""
+    gpu_machine(fail_at)
+    runner = ModelRunner(load_bundle(), device="cuda", warmup_rows=2)
+    assert runner.provider == "CPUExecutionProvider" and runner.io_binding is False
+    assert runner.provider_options == {} and MISSING[fail_at] in runner.note
+    assert MISSING[fail_at] in runner.cuda_problem
+    enc = runner.encode(np.zeros((2, 12, 1000), np.float32))
+    assert all(isinstance(c, np.ndarray) for c in enc.cross)
+
+
+@pytest.mark.parametrize("fail_at", ["create", "encode", "decode"])
 def test_runner_without_cpu_fallback_raises(gpu_machine, fail_at):
     gpu_machine(fail_at)
     with pytest.raises(runtime.CudaUnavailable) as err:
