@@ -43,6 +43,7 @@ class CudaUnavailable(RuntimeError):
         super().__init__(why)
         self.why, self.note = why, note
 
+
 @dataclass
 class Encoded:
     """Encoder output for B windows: the embedding and the decoder's cross-attention cache
