@@ -227,7 +227,8 @@ def check_model(table: Table, args, bundle, gpu: ModelRunner, cpu: ModelRunner) 
     plain = ModelRunner(bundle, device="cpu" if args.self_test else "cuda", io_binding=False)
     got_plain, _ = plain._step(bos, plain._empty_past(len(x)), plain.encode(x).cross)
     d1, d2 = max_rel_diff(got, want), max_rel_diff(got_plain, want)
-    table.add("zero-length past, first step", max(d1, d2) <= EMBED_RTOL,
+    plain_ok = args.self_test or plain.provider == providers.CUDA
+    table.add("zero-length past, first step", max(d1, d2) <= EMBED_RTOL and plain_ok,
               f"logits vs CPU: I/O binding {d1:.2e}, numpy feeds ({plain.provider}) {d2:.2e}")
 
     greedy_cpu = cpu.generate_ids(ec)
