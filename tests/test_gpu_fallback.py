@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -244,3 +246,34 @@ def test_runner_without_cpu_fallback_raises(gpu_machine, fail_at):
     with pytest.raises(runtime.CudaUnavailable) as err:
         ModelRunner(load_bundle(), device="auto", cpu_fallback=False)
     assert MISSING[fail_at] in err.value.why and "running on the CPU" in err.value.note
+
+
+@pytest.mark.skipif(not parallel.can_fork(), reason="worker processes need fork (Linux)")
+def test_workers_never_collect_what_they_inherit(tmp_path):
+    """The CPU fallback forks its workers after sessions were made (and dropped) in the main
+    process. One left in a reference cycle and collected in a forked worker waits there for
+    intra-op threads that fork did not copy (seen once: a worker hung in a session's
+    destructor inside gc). So the workers are forked with the collector off and freeze what
+    they inherit before turning it on; the main process collects as before."""
+    script = (
+        "import gc, json, os, sys\n"
+        "from pathlib import Path\n"
+        "from ecgreport import parallel\n"
+        "from ecgreport.batch import run_batch\n"
+        "real = parallel._start_worker\n"
+        "def start_worker(*args):\n"
+        "    real(*args)\n"
+        "    state = {'frozen': gc.get_freeze_count(), 'enabled': gc.isenabled()}\n"
+        "    Path(sys.argv[2], f'worker-{os.getpid()}.json').write_text(json.dumps(state))\n"
+        "parallel._start_worker = start_worker\n"
+        "run_batch(Path(sys.argv[1]), Path(sys.argv[2], 'out'), device='cpu', workers=2, quiet=True)\n"
+        "print(json.dumps({'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count()}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(FIXTURES / "challenge-2021"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"enabled": True, "frozen": 0}
+    workers = [json.loads(p.read_text()) for p in tmp_path.glob("worker-*.json")]
+    assert len(workers) == 2
+    for state in workers:
+        assert state["enabled"] and state["frozen"] > 10_000  # everything the main process held
