@@ -60,7 +60,7 @@ from rich.text import Text
 from ecgreport import __version__, parallel
 from ecgreport.errors import BundleError, EcgReportError, ExitCode, RecordError
 from ecgreport.leads import STANDARD_LEADS
-from ecgreport.onnx.runtime import add_label_set
+from ecgreport.onnx.runtime import add_label_set, choose_providers
 from ecgreport.outputs import writers
 from ecgreport.outputs.sink import BatchSink, failure_line
 from ecgreport.records import RecordRef, find_records, read_header, read_record
@@ -124,8 +124,9 @@ def open_model(bundle_path: Path | None, device: str, workers: int = 1, warmup_r
 
     ``runner`` is None when the records are to go to worker processes
     (:mod:`ecgreport.parallel`): ``workers`` > 1 and the CPU, asked for or because CUDA
-    cannot run the model (the ModelRunner's check, with a warm-up of ``warmup_rows``
-    windows, the batch's largest encode). On a GPU the model runs in this process, with one
+    cannot run the model: a library is missing (no runner is made here then), or the
+    ModelRunner's check fails (a warm-up of ``warmup_rows`` windows, the batch's largest
+    encode). On a GPU the model runs in this process, with one
     session. ``note``: one line for the user about the device, or None.
     """
     if bundle_path is not None and not Path(bundle_path).exists():
@@ -134,8 +135,10 @@ def open_model(bundle_path: Path | None, device: str, workers: int = 1, warmup_r
 
     bundle = load_bundle(Path(bundle_path) if bundle_path is not None else default_bundle_path())
     forks = workers > 1 and parallel.can_fork()
-    if device == "cpu" and forks:
-        return bundle, None, None
+    if forks:
+        chosen, note = choose_providers(device)  # the CPU, or CUDA's libraries all load
+        if chosen[0] == "CPUExecutionProvider":
+            return bundle, None, note
     try:
         runner = ModelRunner(bundle, device=device, warmup_rows=warmup_rows, cpu_fallback=not forks)
     except CudaUnavailable as err:  # the CPU, with its worker processes

@@ -109,7 +109,8 @@ def fake_cuda(fail_at: str | None, calls: list):
 def gpu_machine(monkeypatch):
     """As on a machine whose CUDA libraries all load; ``use(fail_at)`` installs the fake
     provider and returns the list of session creations it sees."""
-    monkeypatch.setattr(runtime, "cuda_missing_piece", lambda: None)
+    monkeypatch.setattr(runtime, "cuda_missing_piece", lambda: None)    # the runner's check
+    monkeypatch.setattr(providers, "cuda_missing_piece", lambda: None)  # and open_model's
 
     def use(fail_at):
         calls: list = []
