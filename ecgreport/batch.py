@@ -91,21 +91,31 @@ class BatchSummary:
         return ExitCode.SOME_RECORDS_FAILED if self.n_failed else ExitCode.OK
 
 
-def open_model(bundle_path: Path | None, device: str, workers: int = 1):
-    """Load and verify a bundle (the packaged one if None); return ``(bundle, runner)``.
+def open_model(bundle_path: Path | None, device: str, workers: int = 1, warmup_rows: int = 1):
+    """Load and verify a bundle (the packaged one if None); return ``(bundle, runner, note)``.
 
     ``runner`` is None when the records are to go to worker processes
-    (:mod:`ecgreport.parallel`): ``workers`` > 1 and the CPU provider.
-    On a GPU the model runs in this process, with one session.
+    (:mod:`ecgreport.parallel`): ``workers`` > 1 and the CPU, asked for or because CUDA
+    cannot run the model: a library is missing (no runner is made here then), or the
+    ModelRunner's check fails (a warm-up of ``warmup_rows`` windows, the batch's largest
+    encode). On a GPU the model runs in this process, with one
+    session. ``note``: one line for the user about the device, or None.
     """
     if bundle_path is not None and not Path(bundle_path).exists():
         raise BundleError(f"model bundle not found: {bundle_path}")
-    from ecgreport.onnx.runtime import ModelRunner, default_bundle_path, load_bundle
+    from ecgreport.onnx.runtime import CudaUnavailable, ModelRunner, default_bundle_path, load_bundle
 
     bundle = load_bundle(Path(bundle_path) if bundle_path is not None else default_bundle_path())
-    if workers > 1 and parallel.can_fork() and choose_providers(device)[0][0] == "CPUExecutionProvider":
-        return bundle, None
-    return bundle, ModelRunner(bundle, device=device)
+    forks = workers > 1 and parallel.can_fork()
+    if forks:
+        chosen, note = choose_providers(device)  # the CPU, or CUDA's libraries all load
+        if chosen[0] == "CPUExecutionProvider":
+            return bundle, None, note
+    try:
+        runner = ModelRunner(bundle, device=device, warmup_rows=warmup_rows, cpu_fallback=not forks)
+    except CudaUnavailable as err:  # the CPU, with its worker processes
+        return bundle, None, err.note
+    return bundle, runner, runner.note
 
 
 def run_batch(options: BatchOptions, *, console: Console | None = None,
@@ -151,9 +161,10 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
     runner_given = runner is not None
     n_workers = opts.workers or parallel.auto_workers()  # 0: one per core
     if runner is None:
-        bundle, runner = open_model(opts.model, opts.device, n_workers)
+        bundle, runner, note = open_model(opts.model, opts.device, n_workers,
+                                          warmup_rows=max(opts.batch_size, opts.max_windows))
     else:
-        bundle = runner.bundle
+        bundle, note = runner.bundle, getattr(runner, "note", None)
     label_sets = {name: list(labels) for name, labels in bundle.label_sets.items()}
     descriptions = {name: dict(bundle.label_descriptions.get(name, {})) for name in label_sets}
     if custom is not None:
@@ -172,14 +183,14 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
         descriptions[CUSTOM_SET] = dict(zip(names, descriptions_custom))
     if runner is not None:
         summary.provider = str(getattr(runner, "provider", ""))
-        note = getattr(runner, "note", None)  # e.g. "--device cuda: ...; running on the CPU"
         if opts.workers > 1 and not runner_given:
+            # open_model keeps the model here only for a GPU that ran it, or without fork
             why = ("the model runs on the GPU" if summary.provider == "CUDAExecutionProvider"
                    else "worker processes need Linux")
             note = "; ".join(filter(None, [note, f"--workers {opts.workers}: {why}, so one "
                                                   "process does the work"]))
     else:
-        summary.provider, note = "CPUExecutionProvider", choose_providers(opts.device)[1]
+        summary.provider = "CPUExecutionProvider"
     if note and not quiet:
         console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
                       soft_wrap=True)
@@ -188,6 +199,8 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
         "started_at": started_at, "finished_at": None,
         "bundle": {"path": str(bundle.path), "manifest_sha256": bundle.manifest_sha256},
         "execution_provider": summary.provider, "execution_note": note,
+        # as the session reports them: CUDA's use_tf32 and cudnn_conv_algo_search ({} on the CPU)
+        "execution_provider_options": dict(getattr(runner, "provider_options", None) or {}),
         "worker_processes": 0,  # processes running the model besides this one
         "arguments": opts.to_json(),
         "label_sets": {name: len(labels) for name, labels in label_sets.items()},

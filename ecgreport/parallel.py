@@ -21,6 +21,7 @@ milliseconds. Elsewhere, or on a GPU, `batch` runs in one process.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import multiprocessing
@@ -79,6 +80,11 @@ class _WorkerState:
 
 
 def _start_worker(started, bundle, sink, spec, options) -> None:
+    # Forked with the collector off (WorkerPool): freeze what came from the main process
+    # before turning it on, so that this process never collects an inherited onnxruntime
+    # session; its destructor would wait forever for intra-op threads fork did not copy.
+    gc.freeze()
+    gc.enable()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the main process's to handle
     global _state
     try:
@@ -132,7 +138,13 @@ class WorkerPool:
         # Then wait until each has its model: otherwise the first worker up takes every
         # chunk of a short list while the others are still loading.
         try:
-            ready = self._pool.submit(_ready)
+            collecting = gc.isenabled()
+            gc.disable()   # until each worker has frozen its copy (_start_worker)
+            try:
+                ready = self._pool.submit(_ready)   # forks every worker
+            finally:
+                if collecting:
+                    gc.enable()
             try:
                 started.wait(timeout=STARTUP_TIMEOUT_S)
             except threading.BrokenBarrierError:

@@ -52,10 +52,10 @@ def fake_model(monkeypatch):
         runners: list[FakeRunner] = []
         options: dict = {}  # FakeRunner arguments for the next runs
 
-    def open_model(bundle_path, device, workers=0):
+    def open_model(bundle_path, device, workers=0, warmup_rows=1):
         runner = FakeRunner(**Made.options)
         Made.runners.append(runner)
-        return runner.bundle, runner
+        return runner.bundle, runner, getattr(runner, "note", None)
 
     monkeypatch.setattr(batch_module, "open_model", open_model)
     Made.runners, Made.options = [], {}
@@ -117,7 +117,7 @@ def test_missing_bundle_exit_5(tmp_path):
 def test_invalid_bundle_exit_5(tmp_path, monkeypatch):
     import ecgreport.batch as batch_module
 
-    def broken(bundle_path, device, workers=0):
+    def broken(bundle_path, device, workers=0, warmup_rows=1):
         raise BundleError("export/encoder.onnx: sha256 does not match the manifest")
 
     monkeypatch.setattr(batch_module, "open_model", broken)
@@ -181,7 +181,7 @@ def test_labels_without_text_model_exit_1(tmp_path, fake_model):
 def test_unexpected_error_exit_1(tmp_path, monkeypatch):
     import ecgreport.batch as batch_module
 
-    def crash(bundle_path, device, workers=0):
+    def crash(bundle_path, device, workers=0, warmup_rows=1):
         raise OSError("disk full")
 
     monkeypatch.setattr(batch_module, "open_model", crash)

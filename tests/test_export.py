@@ -234,30 +234,58 @@ def test_cuda_requested_without_gpu_falls_back_quietly(tiny_bundle):
         assert needle not in proc.stderr, proc.stderr
 
 
-def test_cuda_libraries_missing_falls_back_quietly(tiny_bundle):
-    """A driver is present but onnxruntime-gpu's CUDA/cuDNN libraries are not (a common GPU
-    box): the CUDA provider fails to start, the runner says so once, stderr stays clean."""
-    import onnxruntime
-
-    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        pytest.skip("this onnxruntime has no CUDA provider (onnxruntime-gpu is not installed)")
+def _run_cuda_script(tiny_bundle, setup: str) -> tuple[dict, str]:
+    """A runner with --device cuda in a fresh process after ``setup`` (Python lines); returns
+    (what it printed as JSON, its stderr). stdout must be that JSON line alone."""
     script = (
         "import json, sys\n"
-        "from ecgreport.onnx import runtime\n"
-        "runtime._cuda_driver_present = lambda: True  # as on a machine with an NVIDIA driver\n"
+        "from ecgreport.onnx import providers, runtime\n"
+        f"{setup}\n"
         "runner = runtime.ModelRunner(runtime.load_bundle(sys.argv[1]), device='cuda')\n"
         "print(json.dumps({'provider': runner.provider, 'note': runner.note}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", script, str(tiny_bundle)], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    assert len(proc.stdout.splitlines()) == 1, proc.stdout  # no "EP Error" banner, no preload lines
+    return json.loads(proc.stdout), proc.stderr
+
+
+def _skip_without_cuda_provider():
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has no CUDA provider (onnxruntime-gpu is not installed)")
+
+
+def test_cuda_libraries_missing_falls_back_quietly(tiny_bundle):
+    """A driver is present but onnxruntime-gpu's CUDA/cuDNN libraries are not (a common GPU
+    box): the runner names the missing library once, stdout and stderr stay clean."""
+    _skip_without_cuda_provider()
+    out, stderr = _run_cuda_script(tiny_bundle, (
+        "providers._cuda_driver_present = lambda: True  # as on a machine with an NVIDIA driver\n"
+        "providers._driver_problem = lambda major: None"))
     if out["provider"] == "CUDAExecutionProvider":
         pytest.skip("CUDA works here: nothing to fall back from")
     assert out["provider"] == "CPUExecutionProvider"
-    assert "running on the CPU" in out["note"]
+    assert re.search(r"^--device cuda: the GPU is not used, .+ not found \(lib\w+\.so\.\d+; pip install "
+                     r"'onnxruntime-gpu\[cuda,cudnn\]'\); running on the CPU$", out["note"]), out["note"]
     for needle in ("libcu", "[E:onnxruntime", "[W:onnxruntime"):
-        assert needle not in proc.stderr, proc.stderr
+        assert needle not in stderr, stderr
+
+
+def test_cuda_provider_that_does_not_start_falls_back_quietly(tiny_bundle):
+    """Past the library check, onnxruntime itself tries CUDA (enable_fallback=0) and cannot
+    load its provider library: the session comes back CPU-only; the runner notices, says so,
+    and neither onnxruntime's library errors nor its fallback banner come out."""
+    _skip_without_cuda_provider()
+    out, stderr = _run_cuda_script(tiny_bundle, "runtime.cuda_missing_piece = lambda: None")
+    if out["provider"] == "CUDAExecutionProvider":
+        pytest.skip("CUDA works here: nothing to fall back from")
+    assert out["note"] == ("--device cuda: the GPU is not used, the CUDA provider did not start "
+                           "(its libraries failed to load); running on the CPU")
+    for needle in ("libcu", "EP Error", "[E:onnxruntime", "[W:onnxruntime"):
+        assert needle not in stderr, stderr
 
 
 def test_beam_search_gives_valid_reports(runner, torch_model, records):

