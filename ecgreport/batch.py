@@ -27,6 +27,7 @@ import csv
 import itertools
 import logging
 import math
+import signal
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.markup import escape
 from rich.text import Text
 
-from ecgreport import __version__, parallel
+from ecgreport import __version__, lifecycle, parallel
 from ecgreport.errors import BundleError, EcgReportError, ExitCode
 from ecgreport.onnx.runtime import add_label_set, choose_providers
 from ecgreport.options import BatchOptions, UsageError, parse_shard
@@ -121,9 +122,19 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
     text model), and KeyboardInterrupt after saving ``run.json`` (finished batches stay
     valid). A folder without records returns a summary with ``n_records == 0``.
 
+    Ctrl-C and SIGTERM are handled alike while it runs (:mod:`ecgreport.lifecycle`): the
+    outputs are flushed, ``run.json`` says ``interrupted`` with the counts, and
+    :class:`~ecgreport.lifecycle.Interrupted` (a KeyboardInterrupt) is raised, carrying
+    the summary once one exists, and the exit code (130 or 143).
+
     >>> run_batch(BatchOptions(Path("ecgs"), Path("results"))).exit_code  # doctest: +SKIP
     <ExitCode.OK: 0>
     """
+    with lifecycle.interruptions():
+        return _run_batch(options, console, runner)
+
+
+def _run_batch(options: BatchOptions, console: Console | None, runner) -> BatchSummary:
     started, started_at = time.perf_counter(), _now()
     console = console or Console(stderr=True)
     opts = options
@@ -230,9 +241,14 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
             else:
                 summary.n_not_processed = _pipeline(todo, spec, runner, sink, written, opts)
         summary.status = "stopped by --fail-fast" if summary.n_not_processed else "completed"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         summary.status = "interrupted"
-        raise
+        # What is listed in the logs (flushed below) is counted; the rest is left.
+        summary.n_not_processed = summary.n_records - summary.n_ok - summary.n_failed
+        if isinstance(err, lifecycle.Interrupted):
+            err.summary = summary
+            raise
+        raise lifecycle.Interrupted(signal.SIGINT, summary, by_signal=False) from None
     except BaseException as err:
         summary.status = f"failed: {type(err).__name__}"
         raise
@@ -297,8 +313,9 @@ def _pipeline(todo, spec: RecordSpec, runner, sink: BatchSink, written,
                                         depth)) as prepared:
         for group in window_batches(until_failure(prepared), batch_size):
             entries = infer_entries(group, runner, opts.beams, opts.max_tokens, sink)
-            sink.write(entries)
-            written(entries)
+            with lifecycle.deferred_signals():  # listed and counted together
+                sink.write(entries)
+                written(entries)
     return len(todo) - consumed
 
 

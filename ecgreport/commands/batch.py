@@ -101,9 +101,8 @@ def batch(
         raise fail(str(err), ExitCode.USAGE) from None
     except BundleError as err:
         raise fail(str(err), ExitCode.BAD_BUNDLE) from None
-    except KeyboardInterrupt:
-        raise fail(f"interrupted: the records finished so far are saved in {out}; run the "
-                   "same command with --resume to continue", ExitCode.INTERRUPTED) from None
+    except KeyboardInterrupt as err:
+        raise fail(*_interrupted(err, out)) from None
     except EcgReportError as err:
         raise fail(str(err), ExitCode.FATAL) from None
     except Exception as err:  # a bug or an environment problem: one line, traceback with -v
@@ -125,3 +124,20 @@ def batch(
             f"({summary.records_per_s:.1f} ECG/s); outputs in {escape(str(out))}",
             highlight=False, soft_wrap=True)
     raise typer.Exit(int(summary.exit_code))
+
+
+def _interrupted(err: KeyboardInterrupt, out: Path) -> tuple[str, int]:
+    """The message and exit code (130 Ctrl-C, 143 SIGTERM) of an interrupted run; "saved"
+    only where this run saved something."""
+    from ecgreport.lifecycle import Interrupted, ignore_signals
+
+    if isinstance(err, Interrupted) and err.by_signal:
+        ignore_signals()  # the process ends now: a further Ctrl-C would only print a traceback
+    code = err.exit_code if isinstance(err, Interrupted) else int(ExitCode.INTERRUPTED)
+    summary = getattr(err, "summary", None)
+    if summary is None or summary.n_processed == 0:
+        return ("interrupted before any record was finished: nothing new is saved"
+                + (f" (run.json in {out} says so)" if summary is not None else ""), code)
+    return (f"interrupted: {summary.n_processed} records finished and saved in {out}, "
+            f"{summary.n_not_processed} left; run the same command with --resume to "
+            "finish", code)

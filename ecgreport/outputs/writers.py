@@ -192,6 +192,31 @@ def remove_outputs(out_dir: Path) -> None:
             (out_dir / name).unlink()
 
 
+def remove_temp_files(out_dir: Path) -> int:
+    """Delete the temporary files (``.<name>.<random>.tmp``) that a process killed while
+    writing leaves behind: those of the logs and ``run.json`` in ``out_dir``, and any in
+    the ``reports/`` tree (nothing else there is touched). Returns how many."""
+    out_dir = Path(out_dir)
+    logs = tuple(f".{name}." for name in (DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON))
+    found = [out_dir / name for name in _names(out_dir) if name.startswith(logs)]
+    for folder, _, names in os.walk(out_dir / REPORTS_DIR):
+        found += [Path(folder, name) for name in names if name.startswith(".")]
+    removed = 0
+    for path in found:
+        if path.name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return []
+
+
 def report_path(out_dir: Path, record_id: str) -> Path:
     """``out_dir/reports/<record_id>.txt``; subfolders of the record id are mirrored."""
     parts = [p for p in record_id.split("/") if p not in ("", ".", "..")] or ["_"]
