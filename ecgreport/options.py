@@ -43,7 +43,8 @@ class BatchOptions:
     ``i % n == k - 1``; ``workers``: processes running the model on the CPU (0: one per
     core; 1: all in this process); ``read_workers``: threads reading ahead when the model
     runs in this process (0: read in the calling thread); ``quiet``: no progress or
-    per-record messages.
+    per-record messages; ``absolute_paths``: each record's absolute path in the outputs
+    besides the path relative to ``folder`` (folder names can identify patients).
     """
 
     folder: Path
@@ -62,6 +63,7 @@ class BatchOptions:
     max_tokens: int | None = None
     shard: tuple[int, int] | None = None
     include_header_comments: bool = False
+    absolute_paths: bool = False
     workers: int = 0
     read_workers: int = 2
     quiet: bool = False

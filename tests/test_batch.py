@@ -352,6 +352,43 @@ def test_the_pipeline_imports_neither_of_its_callers():
     assert "ecgreport.pipeline" in imported("parallel") | imported("batch")
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_follow_the_umask(tmp_path, umask, mode):
+    good_folder(tmp_path / "in", 2)
+    old = os.umask(umask)
+    try:
+        run(tmp_path / "in", tmp_path / "out")
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(files) == 5  # two reports, the two logs, run.json
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(mode)}
+
+
+def test_paths_are_relative_to_the_input_folder_unless_asked(tmp_path):
+    folder = good_folder(tmp_path / "in", 2)
+    run(folder, tmp_path / "out")
+    _, _, entries, _ = read_outputs(tmp_path / "out")
+    assert [e["path"] for e in entries] == ["site0/ecg0.hea", "site1/ecg1.hea"]
+    assert all("absolute_path" not in e for e in entries)
+    for name in ("records.jsonl", "diagnoses.csv", "reports/site0/ecg0.txt"):
+        assert str(tmp_path) not in (tmp_path / "out" / name).read_text(), name
+    assert "File:     site0/ecg0.hea\n" in (tmp_path / "out/reports/site0/ecg0.txt").read_text()
+
+    run(folder, tmp_path / "abs", absolute_paths=True)
+    _, _, entries, run_json = read_outputs(tmp_path / "abs")
+    assert [e["path"] for e in entries] == ["site0/ecg0.hea", "site1/ecg1.hea"]
+    assert [e["absolute_path"] for e in entries] == [
+        str((folder / "site0/ecg0.hea").resolve()), str((folder / "site1/ecg1.hea").resolve())]
+    report = (tmp_path / "abs/reports/site0/ecg0.txt").read_text()
+    assert f"Absolute: {(folder / 'site0/ecg0.hea').resolve()}\n" in report
+    assert run_json["arguments"]["absolute_paths"] is True
+
+    # One header given as the input: its path is its file name.
+    run(folder / "site1" / "ecg1.hea", tmp_path / "one")
+    assert [e["path"] for e in read_outputs(tmp_path / "one")[2]] == ["ecg1.hea"]
+
+
 def test_parse_shard():
     assert parse_shard("2/4") == (2, 4)
     for bad in ("0/2", "3/2", "1", "a/b", "1/2/3"):

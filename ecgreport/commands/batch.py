@@ -53,6 +53,9 @@ def batch(
     include_header_comments: bool = typer.Option(
         False, "--include-header-comments", help="Copy header comments (age, sex, free text: "
         "may identify patients) into the outputs."),
+    absolute_paths: bool = typer.Option(
+        False, "--absolute-paths", help="Add each record's absolute path to the outputs "
+        "(by default only the path within FOLDER: folder names may identify patients)."),
 ) -> None:
     """Write a report and zero-shot diagnosis scores for every ECG in FOLDER.
 
@@ -95,7 +98,8 @@ def batch(
             min_seconds=min_seconds, resume=resume, overwrite=overwrite, fail_fast=fail_fast,
             labels=labels, top_k=top_k, beams=beams,
             shard=parse_shard(shard) if shard is not None else None,
-            include_header_comments=include_header_comments, workers=workers, quiet=quiet)
+            include_header_comments=include_header_comments, absolute_paths=absolute_paths,
+            workers=workers, quiet=quiet)
         summary = run_batch(options, console=console)
     except UsageError as err:
         raise fail(str(err), ExitCode.USAGE) from None

@@ -33,9 +33,9 @@ import functools
 import io
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -73,7 +73,7 @@ def atomic_open(path: Path, encoding: str = "utf-8",
 @contextlib.contextmanager
 def _replacing(path: Path, encoding: str, newline: str | None, fsync: bool):
     """A temporary file beside ``path``, renamed over it on success, removed on any error."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline=newline) as f:
             yield f
@@ -85,6 +85,23 @@ def _replacing(path: Path, encoding: str, newline: str | None, fsync: bool):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new empty file ``.<name>.<random>.tmp`` beside ``path``, opened for writing.
+
+    Created with mode 0666 less the umask, like any file a tool writes (the outputs are
+    often shared on a server), where ``tempfile.mkstemp`` would make it 0600 whatever the
+    umask; the random part and ``O_EXCL`` keep two writers apart as mkstemp does.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -313,6 +330,7 @@ def report_text(entry: dict) -> str:
         "",
         f"Record:   {entry['record_id']}",
         f"File:     {entry['path']}",
+        *([f"Absolute: {entry['absolute_path']}"] if entry.get("absolute_path") else []),
         f"Input:    {entry['fs_hz']:g} Hz, {entry['duration_s']:.1f} s, "
         f"leads {', '.join(entry['leads_found']) or 'none'}",
         f"Analysed: {len(entry['window_starts_s'])} window(s) of {entry['window_s']:g} s "
