@@ -45,10 +45,11 @@ def main(
 
 def _register() -> None:
     # Imported here so that `ecgreport --help` stays fast and torch-free.
-    from ecgreport.commands import batch, evaluate, export, info, train
+    from ecgreport.commands import batch, evaluate, export, info, merge, train
 
     app.command("batch")(batch.batch)
     app.command("info")(info.info)
+    app.command("merge")(merge.merge)
     app.command("train")(train.train)
     app.command("export-onnx")(export.export_onnx)
     app.command("evaluate")(evaluate.evaluate)

@@ -21,7 +21,7 @@ text are both derived from it (:func:`csv_row`, :func:`report_text`), so ``--res
 
 Merging the outputs of ``--shard K/N`` runs::
 
-    python -m ecgreport.outputs.merge OUT1 OUT2 ... --into MERGED
+    ecgreport merge OUT1 OUT2 ... --into MERGED
 """
 
 from __future__ import annotations
@@ -371,10 +371,14 @@ def report_text(entry: dict) -> str:
 def merge_outputs(dirs: list[Path], into: Path) -> dict:
     """Merge the outputs of several batch runs (e.g. ``--shard 1/3`` ... ``3/3``) into one.
 
-    ``records.jsonl`` lines are concatenated, ``diagnoses.csv`` is rebuilt from them with
-    the header once, reports are copied, and ``run.json`` sums the counts and lists the
-    source runs. Raises ValueError if the runs' label columns differ, if a record appears
-    in two runs, or if ``into`` already holds outputs. Returns the merged ``run.json``.
+    ``records.jsonl`` lines are merged in record order (sorted record ids, the order of
+    one unsharded run), ``diagnoses.csv`` is rebuilt from them with the header once,
+    reports are copied, and ``run.json`` sums the counts and lists the source runs.
+    Raises ValueError if the runs' label columns differ, if a record appears in two runs,
+    or if ``into`` already holds outputs. Returns the merged ``run.json``.
+
+    Memory: one (record id, file, offset) triple per record; the entries themselves are
+    read twice from disk, never held all at once.
 
     >>> merge_outputs([Path("out-1"), Path("out-2")], Path("out"))  # doctest: +SKIP
     """
@@ -384,8 +388,8 @@ def merge_outputs(dirs: list[Path], into: Path) -> dict:
         raise ValueError("nothing to merge: give at least one output folder")
     if existing_outputs(into):
         raise ValueError(f"{into} already holds batch outputs: merge into an empty folder")
-    columns, runs, seen = None, [], set()
-    for d in dirs:
+    columns, runs, seen = None, [], {}
+    for i, d in enumerate(dirs):
         if not (d / RECORDS_JSONL).is_file():
             raise ValueError(f"{d} has no {RECORDS_JSONL}: not a batch output folder")
         header = read_csv_header(d / DIAGNOSES_CSV) if (d / DIAGNOSES_CSV).is_file() else None
@@ -393,15 +397,22 @@ def merge_outputs(dirs: list[Path], into: Path) -> dict:
         if these is not None and columns is not None and these != columns:
             raise ValueError(f"{d}/{DIAGNOSES_CSV} has other label columns than {dirs[0]}")
         columns = these if these is not None else columns
-        for entry in read_jsonl(d / RECORDS_JSONL):
+        for offset, entry in _jsonl_with_offsets(d / RECORDS_JSONL):
             if entry["record_id"] in seen:
                 raise ValueError(f"record {entry['record_id']} appears in more than one run")
-            seen.add(entry["record_id"])
+            seen[entry["record_id"]] = (i, offset)
         runs.append(json.loads((d / RUN_JSON).read_text()) if (d / RUN_JSON).is_file() else {})
 
     def entries():
-        for d in dirs:
-            yield from read_jsonl(d / RECORDS_JSONL)
+        files = [open(d / RECORDS_JSONL, "rb") for d in dirs]
+        try:
+            for record_id in sorted(seen):
+                i, offset = seen[record_id]
+                files[i].seek(offset)
+                yield json.loads(files[i].readline().decode("utf-8", "replace"))
+        finally:
+            for f in files:
+                f.close()
 
     into.mkdir(parents=True, exist_ok=True)
     for d in dirs:
@@ -426,3 +437,17 @@ def merge_outputs(dirs: list[Path], into: Path) -> dict:
         merged["warning"] = "the runs used different model bundles"
     write_json(into / RUN_JSON, merged)
     return merged
+
+
+def _jsonl_with_offsets(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(byte offset, entry)`` for each entry :func:`read_jsonl` would give."""
+    with open(path, "rb") as f:
+        offset = 0
+        for line in f:
+            start, offset = offset, offset + len(line)
+            try:
+                entry = json.loads(line.decode("utf-8", "replace"))
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and "record_id" in entry:
+                yield start, entry
