@@ -12,11 +12,11 @@ from __future__ import annotations
 import ctypes
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ecgreport.errors import BundleError
+# The bundle format is ecgreport.onnx.bundle's; re-exported for code that imports it from here.
 from ecgreport.onnx.bundle import (BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, Bundle,  # noqa: F401
                                    default_bundle_path, load_bundle, manifest_checksum,
                                    sha256_file)
