@@ -81,7 +81,8 @@ def batch(
 
     \b
     Exit codes: 0 all records done, 1 fatal error, 2 usage error, 3 some records
-    failed, 4 no records found, 5 model bundle missing or invalid, 130 interrupted.
+    failed, 4 no records found, 5 model bundle missing or invalid, 130 interrupted
+    (Ctrl-C), 143 stopped by SIGTERM; after either, --resume continues.
     """
     from ecgreport.batch import BatchOptions, UsageError, parse_shard, run_batch
 
