@@ -43,6 +43,7 @@ from ecgreport.outputs import writers
 MAX_AUTO_WORKERS = 8   # each worker: ~230 MB resident, much of it shared with the main process
 STARTUP_TIMEOUT_S = 120
 QUEUE_PER_WORKER = 2   # chunks handed out ahead per worker
+STOP_TIMEOUT_S = 5     # wait for a worker to end after SIGTERM, then SIGKILL
 
 _state: "_WorkerState | None" = None   # set in each worker by _start_worker
 
@@ -166,9 +167,22 @@ class WorkerPool:
         for their running chunks, whose results would not be listed anyway (--resume
         redoes those records), then remove the temporary files a worker killed mid-write
         leaves. Bounded: the pool's own thread sees the workers end and exits."""
-        for process in list((self._pool._processes or {}).values()):
+        processes = list((self._pool._processes or {}).values())  # the executor's own list
+        for process in processes:
             with contextlib.suppress(OSError):
                 process.terminate()
+        for process in processes:
+            process.join(STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+                process.join(STOP_TIMEOUT_S)
+        # A worker killed while sending a chunk's results leaves half a message in the
+        # result pipe, and the executor's thread would wait for the rest forever (a hang
+        # seen about once in eight SIGTERMs): this process holds the pipe's write end too.
+        # Closing it turns that wait into an end of file, which the executor handles as
+        # a broken pool; nothing in this process writes to that pipe.
+        with contextlib.suppress(OSError, AttributeError):
+            self._pool._result_queue._writer.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         writers.remove_temp_files(self.sink.out_dir)
 

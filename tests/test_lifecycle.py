@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -44,12 +45,12 @@ def big_folder(tmp_path_factory) -> Path:
 
 def start(folder: Path, out: Path, *extra: str) -> subprocess.Popen:
     """`ecgreport batch` in its own session (so a signal can go to its whole process
-    group, as Ctrl-C in a terminal does), with two workers."""
+    group, as Ctrl-C in a terminal does), with two workers unless ``extra`` says."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen(
         [sys.executable, "-m", "ecgreport", "batch", str(folder), "--out", str(out),
-         "--workers", "2", "--quiet", *extra],
+         "--workers", "2", "--quiet", *extra],  # a later --workers wins
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         start_new_session=True)
 
@@ -125,19 +126,41 @@ def test_kill_9_of_the_parent_ends_the_workers(big_folder, tmp_path):
     resume_lists_every_record_once(big_folder, tmp_path / "out")
 
 
-def test_sigterm_saves_and_exits_143(big_folder, tmp_path):
-    proc = start(big_folder, tmp_path / "out")
+@pytest.mark.parametrize("workers", ["2", "1"])
+def test_sigterm_saves_and_exits_143(big_folder, tmp_path, workers):
+    proc = start(big_folder, tmp_path / "out", "--workers", workers)
     wait_for_first_records(proc, tmp_path / "out")
-    workers = children(proc.pid)
+    kids = children(proc.pid)
+    assert len(kids) == (2 if workers == "2" else 0)  # --workers 1: all in one process
     proc.terminate()  # SIGTERM to the main process only, as `kill PID` or `timeout` does
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
-    assert "Traceback" not in stderr and "saved in" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    assert "stopped by SIGTERM: " in stderr and " saved in " in stderr
     run = counts_match_logs(tmp_path / "out")
     assert run["status"] == "interrupted" and run["counts"]["not_processed"] > 0
     assert run["finished_at"] is not None
-    assert [w for w in workers if alive(w)] == []
+    assert [k for k in kids if alive(k)] == []
     resume_lists_every_record_once(big_folder, tmp_path / "out")
+
+
+def test_sigterm_while_results_are_in_flight_does_not_hang(big_folder, tmp_path):
+    """Large chunks (--batch-size 256), stopped at random moments: a worker killed while
+    sending its results once left the executor waiting for the rest of the message."""
+    rng = random.Random(11)
+    for i in range(4):
+        out = tmp_path / f"out{i}"
+        proc = start(big_folder, out, "--batch-size", "256")
+        wait_for_first_records(proc, out)
+        time.sleep(rng.uniform(0, 1.0))
+        proc.terminate()
+        try:
+            _, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"batch hung after SIGTERM (try {i})")
+        assert proc.returncode == 143 and "Traceback" not in stderr, stderr
+        counts_match_logs(out)
 
 
 def test_two_ctrl_c_no_traceback_no_hang(big_folder, tmp_path):

@@ -139,10 +139,11 @@ def _interrupted(err: KeyboardInterrupt, out: Path) -> tuple[str, int]:
     if isinstance(err, Interrupted) and err.by_signal:
         ignore_signals()  # the process ends now: a further Ctrl-C would only print a traceback
     code = err.exit_code if isinstance(err, Interrupted) else int(ExitCode.INTERRUPTED)
+    stopped = "stopped by SIGTERM" if code == ExitCode.TERMINATED else "interrupted"
     summary = getattr(err, "summary", None)
     if summary is None or summary.n_processed == 0:
-        return ("interrupted before any record was finished: nothing new is saved"
+        return (f"{stopped} before any record was finished: nothing new is saved"
                 + (f" (run.json in {out} says so)" if summary is not None else ""), code)
-    return (f"interrupted: {summary.n_processed} records finished and saved in {out}, "
+    return (f"{stopped}: {summary.n_processed} records finished and saved in {out}, "
             f"{summary.n_not_processed} left; run the same command with --resume to "
             "finish", code)
