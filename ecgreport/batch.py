@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import logging
 import math
+import signal
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColu
 from rich.markup import escape
 from rich.text import Text
 
-from ecgreport import __version__, parallel
+from ecgreport import __version__, lifecycle, parallel
 from ecgreport.errors import BundleError, EcgReportError, ExitCode, UsageError, check_output_folder
 from ecgreport.labelsets import read_labels_csv
 from ecgreport.onnx.runtime import add_label_set, choose_providers
@@ -132,9 +133,19 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
     text model), and KeyboardInterrupt after saving ``run.json`` (finished batches stay
     valid). A folder without records returns a summary with ``n_records == 0``.
 
+    Ctrl-C and SIGTERM are handled alike while it runs (:mod:`ecgreport.lifecycle`): the
+    outputs are flushed, ``run.json`` says ``interrupted`` with the counts, and
+    :class:`~ecgreport.lifecycle.Interrupted` (a KeyboardInterrupt) is raised, carrying
+    the summary once one exists, and the exit code (130 or 143).
+
     >>> run_batch(BatchOptions(Path("ecgs"), Path("results"))).exit_code  # doctest: +SKIP
     <ExitCode.OK: 0>
     """
+    with lifecycle.interruptions():
+        return _run_batch(options, console, runner)
+
+
+def _run_batch(options: BatchOptions, console: Console | None, runner) -> BatchSummary:
     started, started_at = time.perf_counter(), _now()
     console = console or Console(stderr=True)
     opts = options
@@ -248,9 +259,14 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
             else:
                 summary.n_not_processed = _pipeline(todo, spec, runner, sink, written, opts)
         summary.status = "stopped by --fail-fast" if summary.n_not_processed else "completed"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         summary.status = "interrupted"
-        raise
+        # What is listed in the logs (flushed below) is counted; the rest is left.
+        summary.n_not_processed = summary.n_records - summary.n_ok - summary.n_failed
+        if isinstance(err, lifecycle.Interrupted):
+            err.summary = summary
+            raise
+        raise lifecycle.Interrupted(signal.SIGINT, summary, by_signal=False) from None
     except BaseException as err:
         summary.status = f"failed: {type(err).__name__}"
         raise
@@ -331,8 +347,9 @@ def _pipeline(todo, spec: RecordSpec, runner, sink: BatchSink, written,
         for group in window_batches(until_failure(prepared), batch_size):
             entries = infer_entries(group, runner, opts.beams, opts.max_tokens, sink)
             write_pages(group, opts)
-            sink.write(entries)
-            written(entries)
+            with lifecycle.deferred_signals():  # listed and counted together
+                sink.write(entries)
+                written(entries)
     return len(todo) - consumed
 
 
@@ -353,13 +370,71 @@ def _count(entries: list[dict], summary: BatchSummary, console: Console | None) 
                           highlight=False, soft_wrap=True)
 
 
+PLAIN_PROGRESS_EVERY_S = 10.0  # a progress line this often when stderr is not a terminal
+
+
 class _RateColumn(ProgressColumn):
+    """Records per second since the start: rich's own windowed speed made absurd figures
+    (``119393.5 ECG/s``) when results arrive in a few large chunks."""
+
     def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:.1f} ECG/s", style="cyan")
+        elapsed = task.finished_time if task.finished else task.elapsed
+        if not elapsed or not task.completed:
+            return Text("")
+        return Text(f"{task.completed / elapsed:.1f} ECG/s", style="cyan")
 
 
-def _progress(console: Console, quiet: bool) -> Progress:
+class PlainProgress:
+    """Progress for a stderr that is not a terminal (a log file, a scheduler's output):
+    a plain line every ``every_s`` seconds and one at the end, with the true rate (records
+    done / seconds since the start) and the time left at that rate. The API of rich's
+    Progress that batch uses (``add_task``, ``advance``, a context manager)."""
+
+    def __init__(self, console: Console, every_s: float = PLAIN_PROGRESS_EVERY_S,
+                 clock=time.monotonic):
+        self.console, self.every_s, self.clock = console, every_s, clock
+        self.description, self.total, self.done = "", 0, 0
+        self.started = self.last = 0.0
+
+    def __enter__(self) -> "PlainProgress":
+        self.started = self.last = self.clock()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.done:
+            self._line(final=True)
+
+    def add_task(self, description: str, total: int) -> int:
+        self.description, self.total = description, total
+        return 0
+
+    def advance(self, task: int, n: int) -> None:
+        self.done += n
+        if self.done < self.total and self.clock() - self.last >= self.every_s:
+            self._line(final=False)
+
+    def _line(self, final: bool) -> None:
+        now = self.clock()
+        self.last = now
+        elapsed = now - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        percent = 100 * self.done / self.total if self.total else 100.0
+        when = (f"in {elapsed:.1f} s" if final else
+                f"{_clock((self.total - self.done) / rate) if rate else '?'} left")
+        self.console.print(f"{self.description}: {self.done}/{self.total} ({percent:.0f}%), "
+                           f"{rate:.1f} ECG/s, {when}", markup=False, highlight=False,
+                           soft_wrap=True)
+
+
+def _clock(seconds: float) -> str:
+    """``3725`` -> ``"1:02:05"``."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _progress(console: Console, quiet: bool):
+    if not quiet and not console.is_terminal:
+        return PlainProgress(console)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     _RateColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                     console=console, disable=quiet)

@@ -42,7 +42,8 @@ app = typer.Typer(
         f"{DISCLAIMER}\n\n"
         "Start with:  ecgreport batch FOLDER --out results/\n\n"
         "Exit codes (every command): 0 done, 1 fatal error, 2 usage error, 3 some records "
-        "failed, 4 no records found, 5 model bundle missing or invalid, 130 interrupted."
+        "failed, 4 no records found, 5 model bundle missing or invalid, 130 interrupted (Ctrl-C), "
+        "143 stopped by SIGTERM."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -149,16 +150,17 @@ SHORT_HELP = {
     "export-onnx": "Export a training checkpoint to an ONNX bundle.",
     "evaluate": "Report quality and zero-shot AUC on a dataset, with baselines.",
     "overview": "Rebuild a run's index.html; draw record pages on demand.",
+    "merge": "Merge the output folders of a sharded run into one.",
 }
 
 
 def _register() -> None:
     # Imported here so that `ecgreport --help` stays fast and torch-free.
-    from ecgreport.commands import batch, dataset, evaluate, export, info, overview, train
+    from ecgreport.commands import batch, dataset, evaluate, export, info, merge, overview, train
 
-    for name, command in (("batch", batch.batch), ("info", info.info), ("train", train.train),
-                          ("export-onnx", export.export_onnx), ("evaluate", evaluate.evaluate),
-                          ("overview", overview.overview)):
+    for name, command in (("batch", batch.batch), ("info", info.info), ("merge", merge.merge),
+                          ("overview", overview.overview), ("train", train.train),
+                          ("export-onnx", export.export_onnx), ("evaluate", evaluate.evaluate)):
         app.command(name, short_help=SHORT_HELP[name], cls=_Command)(handle_errors(command))
     app.add_typer(dataset.app, name="dataset", short_help="Build and check a dataset of your own ECGs.",
                   help="Build and check a training dataset from your own ECGs and reports.")

@@ -22,7 +22,8 @@ class ExitCode(enum.IntEnum):
     SOME_RECORDS_FAILED = 3
     NO_RECORDS = 4
     BAD_BUNDLE = 5
-    INTERRUPTED = 130
+    INTERRUPTED = 130   # Ctrl-C (SIGINT)
+    TERMINATED = 143    # SIGTERM (kill PID, timeout, a scheduler)
 
 
 class EcgReportError(Exception):

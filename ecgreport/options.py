@@ -41,10 +41,12 @@ class BatchOptions:
     ``i % n == k - 1``; ``workers``: processes running the model on the CPU (0: one per
     core; 1: all in this process); ``read_workers``: threads reading ahead when the model
     runs in this process (0: read in the calling thread); ``quiet``: no progress or
-    per-record messages; ``min_leads``: records with fewer usable standard leads (derived
-    limb leads count) fail, naming the leads found; ``pictures``: which records get a page
-    with their 12-lead picture (``all``, ``failed`` or ``none``; ``index.html`` is written
-    whatever it says).
+    per-record messages; ``absolute_paths``: each record's absolute path in the outputs
+    besides the path relative to ``folder`` (folder names can identify patients);
+    ``min_leads``: records with fewer usable standard leads (derived limb leads count)
+    fail, naming the leads found; ``pictures``: which records get a page with their
+    12-lead picture (``all``, ``failed`` or ``none``; ``index.html`` is written whatever
+    it says).
     """
 
     folder: Path
@@ -63,6 +65,7 @@ class BatchOptions:
     max_tokens: int | None = None
     shard: tuple[int, int] | None = None
     include_header_comments: bool = False
+    absolute_paths: bool = False
     workers: int = 0
     read_workers: int = 2
     quiet: bool = False

@@ -16,11 +16,14 @@ are spread over the cores the same way. See docs/benchmarks.md for the measured 
 
 Workers are forked (Linux) from the main process after the bundle is loaded and
 verified, before any thread is started, so they share its memory and start in
-milliseconds. Elsewhere, or on a GPU, `batch` runs in one process.
+milliseconds. Elsewhere, or on a GPU, `batch` runs in one process. A worker exits within
+a second of the main process's death, however it died (:func:`ecgreport.lifecycle.die_with_parent`);
+on Ctrl-C, SIGTERM or an error the main process ends its workers at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import math
@@ -34,12 +37,14 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from ecgreport import pipeline
+from ecgreport import lifecycle, pipeline
 from ecgreport.errors import EcgReportError
+from ecgreport.outputs import writers
 
 MAX_AUTO_WORKERS = 8   # each worker: ~230 MB resident, much of it shared with the main process
 STARTUP_TIMEOUT_S = 120
 QUEUE_PER_WORKER = 2   # chunks handed out ahead per worker
+STOP_TIMEOUT_S = 5     # wait for a worker to end after SIGTERM, then SIGKILL
 
 _state: "_WorkerState | None" = None   # set in each worker by _start_worker
 
@@ -79,13 +84,15 @@ class _WorkerState:
     options: object
 
 
-def _start_worker(started, bundle, sink, spec, options) -> None:
+def _start_worker(started, parent_pid, bundle, sink, spec, options) -> None:
+    lifecycle.die_with_parent(parent_pid)          # even when the parent is killed with -9
     # Forked with the collector off (WorkerPool): freeze what came from the main process
     # before turning it on, so that this process never collects an inherited onnxruntime
     # session; its destructor would wait forever for intra-op threads fork did not copy.
     gc.freeze()
     gc.enable()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the main process's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the main process stops us with SIGTERM
     global _state
     try:
         from threadpoolctl import threadpool_limits
@@ -133,7 +140,7 @@ class WorkerPool:
         started = context.Barrier(workers + 1)
         self._pool = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start_worker,
-            initargs=(started, bundle, sink, spec, options))
+            initargs=(started, os.getpid(), bundle, sink, spec, options))
         # With fork, the first task starts every worker (before the executor's own thread).
         # Then wait until each has its model: otherwise the first worker up takes every
         # chunk of a short list while the others are still loading.
@@ -152,17 +159,44 @@ class WorkerPool:
                                    "(see above; --workers 1 runs without them)") from None
             ready.result()
         except BaseException:
-            # Wait for the workers to be gone: one still leaving its initializer could
-            # otherwise abort the shared barrier memory that a later pool reuses.
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # Stop the workers and wait for them to be gone: one still leaving its
+            # initializer could otherwise abort the shared barrier memory that a later
+            # pool reuses (and one waiting at the barrier would wait STARTUP_TIMEOUT_S).
+            self._stop()
             raise
 
     def __enter__(self) -> "WorkerPool":
         return self
 
     def __exit__(self, kind, error, tb) -> None:
-        # On an error or Ctrl-C, do not wait for queued chunks; running ones finish.
-        self._pool.shutdown(wait=kind is None, cancel_futures=True)
+        if kind is None:
+            self._pool.shutdown(wait=True)
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
+        """On an error, Ctrl-C or SIGTERM: end the workers now (SIGTERM) rather than wait
+        for their running chunks, whose results would not be listed anyway (--resume
+        redoes those records), then remove the temporary files a worker killed mid-write
+        leaves. Bounded: the pool's own thread sees the workers end and exits."""
+        processes = list((self._pool._processes or {}).values())  # the executor's own list
+        for process in processes:
+            with contextlib.suppress(OSError):
+                process.terminate()
+        for process in processes:
+            process.join(STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+                process.join(STOP_TIMEOUT_S)
+        # A worker killed while sending a chunk's results leaves half a message in the
+        # result pipe, and the executor's thread would wait for the rest forever (a hang
+        # seen about once in eight SIGTERMs): this process holds the pipe's write end too.
+        # Closing it turns that wait into an end of file, which the executor handles as
+        # a broken pool; nothing in this process writes to that pipe.
+        with contextlib.suppress(OSError, AttributeError):
+            self._pool._result_queue._writer.close()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        writers.remove_temp_files(self.sink.out_dir)
 
     def run(self, todo: list, written) -> int:
         """Process ``todo`` (record references) and write the results in order with the
@@ -196,12 +230,14 @@ class WorkerPool:
                     # Reports the worker wrote for records after the failure stay unlisted,
                     # as after an interruption; --resume redoes those records.
                     brief, lines = brief[:bad + 1], lines[:bad + 1]
-                    self.sink.add_lines(lines, folders)
-                    written(brief)
+                    with lifecycle.deferred_signals():  # listed and counted together
+                        self.sink.add_lines(lines, folders)
+                        written(brief)
                     for _, later in pending:
                         later.cancel()
                     return len(todo) - done - len(brief)
-            self.sink.add_lines(lines, folders)
-            written(brief)
+            with lifecycle.deferred_signals():  # listed and counted together
+                self.sink.add_lines(lines, folders)
+                written(brief)
             done += size
         return 0

@@ -51,9 +51,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RecordSpec:
-    """How every record is cut for the model: the bundle's ``fs_hz`` and
-    ``window_samples``, and the run's ``min_s``, ``max_windows`` and header ``comments``
-    option."""
+    """How every record is cut for the model and described: the bundle's ``fs_hz`` and
+    ``window_samples``; the run's ``min_s``, ``max_windows``, header ``comments`` option;
+    ``root``, the input folder that the ``path`` of an entry is relative to (folder names
+    often identify patients), and ``absolute_paths``, which adds ``absolute_path``."""
 
     fs_hz: float
     window_samples: int
@@ -62,6 +63,8 @@ class RecordSpec:
     comments: bool
     min_leads: int = MIN_LEADS
     keep_signal: bool = False   # keep the native spans until the pictures are drawn
+    root: str = ""
+    absolute_paths: bool = False
 
     @property
     def window_s(self) -> float:
@@ -70,10 +73,13 @@ class RecordSpec:
     @classmethod
     def of(cls, bundle, options) -> "RecordSpec":
         """The spec of a run: model input from ``bundle``, the rest from BatchOptions."""
+        folder = os.path.abspath(options.folder)
         return cls(fs_hz=float(bundle.fs_hz), window_samples=int(bundle.window_samples),
                    min_s=options.min_seconds, max_windows=options.max_windows,
                    comments=options.include_header_comments, min_leads=options.min_leads,
-                   keep_signal=options.pictures != "none")
+                   keep_signal=options.pictures != "none",
+                   root=folder if os.path.isdir(folder) else os.path.dirname(folder),
+                   absolute_paths=options.absolute_paths)
 
 
 @dataclass
@@ -122,7 +128,10 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
     """Steps 1-3 for one record: read, per-record fields, model windows. Never raises for
     a bad record: the reason goes into ``entry["error"]``."""
     name = printable(os.path.basename(ref.header_path))
-    entry = {"record_id": printable(ref.record_id), "path": printable(str(ref.header_path)),
+    header_path = str(ref.header_path)
+    path = os.path.relpath(header_path, spec.root) if spec.root else header_path
+    entry = {"record_id": printable(ref.record_id), "path": printable(path),
+             **({"absolute_path": printable(header_path)} if spec.absolute_paths else {}),
              "status": "failed", "error": None, "fs_hz": None, "duration_s": None,
              "leads_found": [], "missing_leads": [], "derived_leads": [], "n_windows": 0, "window_s": spec.window_s,
              "window_starts_s": [], "warnings": [], "report": None, "scores": {},
@@ -229,9 +238,7 @@ def infer_entries(items: list[Prepared], runner, beams: int, max_tokens: int | N
             offset += len(item.windows)
         scores = runner.scores(np.stack(record_emb).astype(np.float32))
         scoring = getattr(runner.bundle, "scoring", "direct")
-        # Bundles from before `training_data` was recorded were all trained on PTB-XL.
-        manifest = getattr(runner.bundle, "manifest", None) or {}
-        data_name = manifest.get("training_data", {}).get("name", "PTB-XL")
+        data_name = getattr(runner.bundle, "training_data_name", "PTB-XL")
         # One window per record (the usual 10 s ECG) selects every row in order: skip
         # take(), which would copy the cross-attention cache (~25 MB per 64 windows).
         chosen = enc if best_rows == list(range(len(window_emb))) else enc.take(best_rows)

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,17 @@ class FakeBundle:
     label_descriptions: dict = field(default_factory=lambda: {
         "superclass": {"NORM": "normal ECG", "MI": "myocardial infarction"},
         "rhythm": {"SR": "sinus rhythm", "AFIB": "atrial fibrillation"}})
+    scoring: str = "direct"
+    report_method: str = "decoder"
+    label_prompts: dict = field(default_factory=dict)
+
+    @property
+    def units(self) -> str:
+        return self.manifest["input"].get("units", "mV")
+
+    @property
+    def normalisation(self) -> str | None:
+        return self.manifest["input"].get("normalisation")
 
 
 @dataclass
@@ -353,6 +365,80 @@ def test_the_pipeline_imports_neither_of_its_callers():
     assert "ecgreport.pipeline" in imported("parallel") | imported("batch")
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_outputs_follow_the_umask(tmp_path, umask, mode):
+    good_folder(tmp_path / "in", 2)
+    old = os.umask(umask)
+    try:
+        run(tmp_path / "in", tmp_path / "out")
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(files) == 6  # two reports, the two logs, run.json, index.html
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(mode)}
+
+
+def test_paths_are_relative_to_the_input_folder_unless_asked(tmp_path):
+    folder = good_folder(tmp_path / "in", 2)
+    run(folder, tmp_path / "out")
+    _, _, entries, _ = read_outputs(tmp_path / "out")
+    assert [e["path"] for e in entries] == ["site0/ecg0.hea", "site1/ecg1.hea"]
+    assert all("absolute_path" not in e for e in entries)
+    for name in ("records.jsonl", "diagnoses.csv", "reports/site0/ecg0.txt"):
+        assert str(tmp_path) not in (tmp_path / "out" / name).read_text(), name
+    assert "File:     site0/ecg0.hea\n" in (tmp_path / "out/reports/site0/ecg0.txt").read_text()
+
+    run(folder, tmp_path / "abs", absolute_paths=True)
+    _, _, entries, run_json = read_outputs(tmp_path / "abs")
+    assert [e["path"] for e in entries] == ["site0/ecg0.hea", "site1/ecg1.hea"]
+    assert [e["absolute_path"] for e in entries] == [
+        str((folder / "site0/ecg0.hea").resolve()), str((folder / "site1/ecg1.hea").resolve())]
+    report = (tmp_path / "abs/reports/site0/ecg0.txt").read_text()
+    assert f"Absolute: {(folder / 'site0/ecg0.hea').resolve()}\n" in report
+    assert run_json["arguments"]["absolute_paths"] is True
+
+    # One header given as the input: its path is its file name.
+    run(folder / "site1" / "ecg1.hea", tmp_path / "one")
+    assert [e["path"] for e in read_outputs(tmp_path / "one")[2]] == ["ecg1.hea"]
+
+
+def test_plain_progress_lines_give_the_true_rate():
+    from ecgreport.batch import PlainProgress
+
+    now = [100.0]
+    out = io.StringIO()
+    with PlainProgress(Console(file=out, width=200), every_s=10, clock=lambda: now[0]) as p:
+        task = p.add_task("ECGs", total=1000)
+        now[0] += 4
+        p.advance(task, 100)         # 4 s: no line yet
+        now[0] += 6
+        p.advance(task, 300)         # 10 s, 400 done: 40 ECG/s, 600 left -> 15 s
+        now[0] += 15
+        p.advance(task, 600)         # 25 s, all done
+    assert out.getvalue().splitlines() == [
+        "ECGs: 400/1000 (40%), 40.0 ECG/s, 0:00:15 left",
+        "ECGs: 1000/1000 (100%), 40.0 ECG/s, in 25.0 s"]
+
+
+def test_a_non_terminal_stderr_gets_plain_lines(tmp_path):
+    good_folder(tmp_path / "in", 3)
+    import time
+
+    class SlowRunner(FakeRunner):
+        def encode(self, x):
+            time.sleep(0.2)
+            return super().encode(x)
+
+    stderr = io.StringIO()
+    run(tmp_path / "in", tmp_path / "out", SlowRunner(), batch_size=1, quiet=False,
+        console=Console(file=stderr, width=100))
+    lines = stderr.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ECGs: 3/3 (100%), ")
+    rate, seconds = re.match(r".*, ([\d.]+) ECG/s, in ([\d.]+) s$", lines[0]).groups()
+    assert float(seconds) >= 0.6 and float(rate) == pytest.approx(3 / float(seconds), rel=0.1)
+    assert "\x1b" not in stderr.getvalue() and "\r" not in stderr.getvalue()
+
+
 def test_parse_shard():
     assert parse_shard("2/4") == (2, 4)
     for bad in ("0/2", "3/2", "1", "a/b", "1/2/3"):
@@ -456,18 +542,35 @@ def test_shards_partition_the_records_and_merge(tmp_path):
     assert shard_ids == [ids[0::2], ids[1::2]]
     assert not set(shard_ids[0]) & set(shard_ids[1])
 
-    assert merge_main([str(tmp_path / "out1"), str(tmp_path / "out2"), "--into",
-                       str(tmp_path / "merged")]) == 0
+    from typer.testing import CliRunner
+
+    from ecgreport.cli import app
+
+    result = CliRunner().invoke(app, ["merge", str(tmp_path / "out2"), str(tmp_path / "out1"),
+                                      "--into", str(tmp_path / "merged")])
+    assert result.exit_code == 0 and "merged 2 runs" in result.output
     rows, header, entries, run_json = read_outputs(tmp_path / "merged")
-    assert sorted(r["record_id"] for r in rows) == ids and header[0] == "record_id"
+    # In record order (as one run over the folder), not shard after shard.
+    assert [r["record_id"] for r in rows] == ids and header[0] == "record_id"
     assert (tmp_path / "merged" / "diagnoses.csv").read_text().count("record_id") == 1
-    assert sorted(e["record_id"] for e in entries) == ids
+    assert [e["record_id"] for e in entries] == ids
+    single = tmp_path / "single"
+    run(folder, single)
+    for name in ("records.jsonl", "diagnoses.csv"):
+        assert (tmp_path / "merged" / name).read_text() == (single / name).read_text(), name
     assert sorted(p.stem for p in (tmp_path / "merged" / "reports").glob("*.txt")) == ids
     assert run_json["counts"]["ok"] == 5 and len(run_json["runs"]) == 2
     # The same shard twice is not a valid merge; nor is merging into existing outputs.
     with pytest.raises(ValueError, match="more than one run"):
         writers.merge_outputs([tmp_path / "out1", tmp_path / "out1"], tmp_path / "m2")
     assert merge_main([str(tmp_path / "out1"), "--into", str(tmp_path / "merged")]) == 2
+    result = CliRunner().invoke(app, ["merge", str(tmp_path / "out1"), "--into",
+                                      str(tmp_path / "merged")])
+    assert result.exit_code == 2 and "already holds batch outputs" in result.output
+    # the module entry still merges
+    assert merge_main([str(tmp_path / "out1"), str(tmp_path / "out2"), "--into",
+                       str(tmp_path / "m3")]) == 0
+    assert [e["record_id"] for e in read_outputs(tmp_path / "m3")[2]] == ids
 
 
 def test_an_empty_shard_has_no_records(tmp_path):

@@ -64,6 +64,9 @@ def batch(
     include_header_comments: bool = typer.Option(
         False, "--include-header-comments", help="Copy header comments (age, sex, free text: "
         "may identify patients) into the outputs."),
+    absolute_paths: bool = typer.Option(
+        False, "--absolute-paths", help="Add each record's absolute path to the outputs "
+        "(by default only the path within FOLDER: folder names may identify patients)."),
 ) -> None:
     """Write a report and zero-shot diagnosis scores for every ECG in FOLDER.
 
@@ -92,7 +95,8 @@ def batch(
     \b
     Exit codes: 0 all records done, 1 fatal error, 2 usage error, 3 some
     records failed, 4 no records found, 5 model bundle missing or invalid,
-    130 interrupted.
+    130 interrupted (Ctrl-C), 143 stopped by SIGTERM; after either, --resume
+    continues.
     """
     from ecgreport.batch import BatchOptions, parse_shard, run_batch
 
@@ -110,12 +114,11 @@ def batch(
             fail_fast=fail_fast,
             labels=labels, top_k=top_k, beams=beams,
             shard=parse_shard(shard) if shard is not None else None,
-            include_header_comments=include_header_comments, workers=workers, quiet=quiet,
-            pictures=pictures)
+            include_header_comments=include_header_comments, absolute_paths=absolute_paths,
+            workers=workers, quiet=quiet, pictures=pictures)
         summary = run_batch(options, console=console)
-    except KeyboardInterrupt:
-        raise fail(f"interrupted: the records finished so far are saved in {out}; run the "
-                   "same command with --resume to continue", ExitCode.INTERRUPTED) from None
+    except KeyboardInterrupt as err:
+        raise fail(*_interrupted(err, out)) from None
     except EcgReportError as err:  # each class carries its exit code (ecgreport.errors)
         raise fail(str(err), exit_code_for(err)) from None
     except Exception as err:  # a bug or an environment problem: one line, traceback with -v
@@ -137,3 +140,21 @@ def batch(
             f"({summary.records_per_s:.1f} ECG/s); outputs in {escape(str(out))}",
             highlight=False, soft_wrap=True)
     raise typer.Exit(int(summary.exit_code))
+
+
+def _interrupted(err: KeyboardInterrupt, out: Path) -> tuple[str, int]:
+    """The message and exit code (130 Ctrl-C, 143 SIGTERM) of an interrupted run; "saved"
+    only where this run saved something."""
+    from ecgreport.lifecycle import Interrupted, ignore_signals
+
+    if isinstance(err, Interrupted) and err.by_signal:
+        ignore_signals()  # the process ends now: a further Ctrl-C would only print a traceback
+    code = err.exit_code if isinstance(err, Interrupted) else int(ExitCode.INTERRUPTED)
+    stopped = "stopped by SIGTERM" if code == ExitCode.TERMINATED else "interrupted"
+    summary = getattr(err, "summary", None)
+    if summary is None or summary.n_processed == 0:
+        return (f"{stopped} before any record was finished: nothing new is saved"
+                + (f" (run.json in {out} says so)" if summary is not None else ""), code)
+    return (f"{stopped}: {summary.n_processed} records finished and saved in {out}, "
+            f"{summary.n_not_processed} left; run the same command with --resume to "
+            "finish", code)

@@ -20,6 +20,17 @@ WINDOW_POLICY = ("records shorter than --min-seconds are rejected; shorter than 
                  "zero-padded at the end; longer: up to --max-windows windows spread evenly, "
                  "embeddings averaged")
 
+SCORING = {
+    "direct": "direct: cosine similarity between the ECG and each label's text",
+    "knn": "knn: mean similarity between each label's text and the reports of the most "
+           "similar training ECGs",
+}
+REPORT_METHODS = {
+    "decoder": "decoder: the report the model's decoder writes",
+    "consensus": "consensus: of the decoder's report and the reports of the most similar "
+                 "training ECGs, the one closest to all the others (minimum Bayes risk)",
+}
+
 
 def info(
     model: Optional[Path] = typer.Option(
@@ -28,7 +39,8 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Show a model bundle's input spec (sampling rate, window, lead order, units,
-    normalisation) and its label sets with the description each label is scored by.
+    normalisation), how it scores labels and writes reports, and its label sets with
+    the description each label is scored by.
 
     \b
     Examples:
@@ -58,6 +70,8 @@ def info(
         ("units", spec["units"]),
         ("normalisation", spec["normalisation"]),
         ("other lengths", spec["window_policy"]),
+        ("scoring", SCORING.get(description["scoring"], description["scoring"])),
+        ("report", REPORT_METHODS.get(description["report_method"], description["report_method"])),
     ]
     for key, value in rows:
         table.add_row(key, escape(str(value)))
@@ -83,9 +97,8 @@ def load_bundle(model: Path | None):
 
 
 def describe_bundle(bundle) -> dict:
-    """A JSON-ready description of a bundle: input spec and label sets."""
-    manifest_input = bundle.manifest.get("input") if isinstance(bundle.manifest, dict) else None
-    manifest_input = manifest_input if isinstance(manifest_input, dict) else {}
+    """A JSON-ready description of a bundle (:class:`~ecgreport.onnx.bundle.Bundle`): input
+    spec, how it scores and writes reports, and its label sets."""
     return {
         "bundle": str(bundle.path),
         "manifest_sha256": bundle.manifest_sha256,
@@ -94,25 +107,17 @@ def describe_bundle(bundle) -> dict:
             "window_samples": int(bundle.window_samples),
             "window_s": bundle.window_samples / bundle.fs_hz,
             "leads": list(bundle.leads),
-            "units": manifest_input.get("units", "mV"),
-            "normalisation": (manifest_input.get("normalisation")
-                              or manifest_input.get("normalization") or NORMALISATION),
+            "units": bundle.units,
+            "normalisation": bundle.normalisation or NORMALISATION,
             "window_policy": WINDOW_POLICY,
         },
         "label_sets": {
             name: [{"label": label,
                     "description": bundle.label_descriptions.get(name, {}).get(label, label),
-                    "prompts": _prompts(bundle, name, label)}
+                    "prompts": bundle.label_prompts.get(name, {}).get(label, [])}
                    for label in labels]
             for name, labels in bundle.label_sets.items()
         },
-        "scoring": getattr(bundle, "scoring", "direct"),
+        "scoring": bundle.scoring,
+        "report_method": bundle.report_method,
     }
-
-
-def _prompts(bundle, set_name: str, label: str) -> list[str]:
-    manifest = getattr(bundle, "manifest", {}) or {}
-    for item in manifest.get("label_sets", {}).get(set_name, {}).get("labels", []):
-        if item.get("name") == label:
-            return list(item.get("prompts") or [])
-    return []

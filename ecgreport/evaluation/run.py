@@ -75,8 +75,10 @@ class _BundlePredictor:
 
     def label_prompts(self) -> dict[str, list[list[str]]]:
         """Per label set, each label's prompts (its description when it has none)."""
-        return {name: [lab.get("prompts") or [lab["description"]] for lab in s["labels"]]
-                for name, s in self.runner.bundle.manifest["label_sets"].items()}
+        bundle = self.runner.bundle
+        return {name: [prompts[label] or [bundle.label_descriptions[name][label]]
+                       for label in bundle.label_sets[name]]
+                for name, prompts in bundle.label_prompts.items()}
 
     def zero_shot(self, emb: np.ndarray, method: str, train=None, train_emb=None) -> dict[str, np.ndarray] | None:
         if method == "knn" and self.runner.bundle.retrieval is None:

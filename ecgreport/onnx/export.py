@@ -33,7 +33,12 @@ from ecgreport.leads import STANDARD_LEADS
 from ecgreport.model.generate import greedy_generate
 from ecgreport.model.model import ECGReportModel, embed_signals
 from ecgreport.onnx.graphs import export_graphs
-from ecgreport.onnx.runtime import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, ModelRunner, load_bundle, manifest_checksum, sha256_file
+from ecgreport.onnx.bundle import (BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, load_bundle,
+                                   sha256_file)
+from ecgreport.onnx.bundle import manifest_files as _manifest_files
+from ecgreport.onnx.bundle import write_manifest as _write_manifest
+from ecgreport.onnx.bundle import write_retrieval as _write_retrieval
+from ecgreport.onnx.runtime import ModelRunner
 from ecgreport.prompts import Label, build_label_sets, ensemble_embeddings
 from ecgreport.reports import WordTokenizer
 from ecgreport.training.checkpoint import load_checkpoint, train_config
@@ -92,34 +97,6 @@ def build_retrieval(model: ECGReportModel, text, data_dir: Path, splits=None, ba
     return {"train_embeddings": emb, "report_ids": data.report_ids, "reports": data.unique_reports,
             "report_embeddings": text.embed(data.unique_reports), "splits": list(splits),
             "data_name": ds.name, "data": str(ds.root)}
-
-
-def _write_retrieval(folder: Path, retrieval: dict, k: int) -> dict:
-    # int8 with a per-row scale: a quarter of float32 (5 MB for PTB-XL's 13k training
-    # ECGs); the error (<0.4% of each component's range) leaves the neighbour ranking intact.
-    emb = retrieval["train_embeddings"].astype(np.float32)
-    scale = np.abs(emb).max(axis=1, keepdims=True) / 127.0
-    np.savez_compressed(
-        folder / "retrieval.npz",
-        train_embeddings_int8=np.round(emb / np.maximum(scale, 1e-12)).astype(np.int8),
-        train_embeddings_scale=scale.astype(np.float32),
-        report_ids=retrieval["report_ids"].astype(np.int32),
-        report_embeddings=retrieval["report_embeddings"].astype(np.float16),
-    )
-    (folder / "retrieval_reports.json").write_text(json.dumps(retrieval["reports"], ensure_ascii=False), encoding="utf-8")
-    return {"file": "retrieval.npz", "reports": "retrieval_reports.json", "k": k,
-            "n_train": int(len(retrieval["report_ids"])), "n_reports": len(retrieval["reports"]),
-            "splits": retrieval.get("splits"), "data_name": retrieval.get("data_name")}
-
-
-def _write_manifest(folder: Path, manifest: dict) -> None:
-    manifest["checksum"] = manifest_checksum(manifest)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-
-def _manifest_files(folder: Path) -> dict:
-    return {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-            for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
 
 
 def _versions() -> dict:

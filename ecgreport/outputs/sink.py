@@ -3,22 +3,20 @@
 :class:`BatchSink` turns finished ``records.jsonl`` entries into files. Reports are
 written (atomically) as each batch arrives; their log lines follow once the reports are
 durable, about once a second (and at the end, or on Ctrl-C), the two logs getting them in
-one append each with Ctrl-C held off in between. So a record listed as ``ok`` always has
+one append each with Ctrl-C and SIGTERM held off in between. So a record listed as ``ok`` always has
 its report, and ``diagnoses.csv`` never lags ``records.jsonl`` by half a batch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ecgreport.lifecycle import deferred_signals
 from ecgreport.outputs import writers
 
 
@@ -130,7 +128,7 @@ class BatchSink:
 
     def flush(self) -> None:
         """Make the reports written so far durable (one ``syncfs``), then append their lines
-        to both logs, one append each with Ctrl-C held off in between. A flush per batch
+        to both logs, one append each with Ctrl-C and SIGTERM held off in between. A flush per batch
         made the main process wait on the disk while the workers had results ready; a crash
         loses at most the last second of log lines, whose records ``--resume`` redoes."""
         if not self._pending:
@@ -139,7 +137,7 @@ class BatchSink:
         self._unsynced.clear()
         jsonl_text = "".join(jsonl for jsonl, _ in self._pending)
         csv_text = "".join(csv_line for _, csv_line in self._pending)
-        with deferred_interrupt():
+        with deferred_signals():
             self._jsonl.append(jsonl_text)
             self._csv.append(csv_text)
         self._pending.clear()
@@ -181,6 +179,7 @@ def prepare_resume(out_dir: Path, columns: list[str], manifest_sha256: str) -> s
         if header and header != writers.csv_header(columns):
             raise ValueError(f"{csv_path} has other label columns (another --labels file?): "
                              "use the same options to resume, or --overwrite")
+    writers.remove_temp_files(out_dir)  # left by a run killed mid-write (kill -9)
     done: set[str] = set()
     jsonl_path = out_dir / writers.RECORDS_JSONL
 
@@ -202,20 +201,3 @@ def failure_line(entry: dict) -> str:
     if reason.startswith(name + ": "):
         reason = reason[len(name) + 2:]
     return f"{entry['record_id']}.hea: {reason}"
-
-
-@contextlib.contextmanager
-def deferred_interrupt():
-    """Hold Ctrl-C until the block is done, then raise KeyboardInterrupt (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None
-                      else signal.default_int_handler)
-    if received:
-        raise KeyboardInterrupt

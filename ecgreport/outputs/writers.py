@@ -21,7 +21,7 @@ text are both derived from it (:func:`csv_row`, :func:`report_text`), so ``--res
 
 Merging the outputs of ``--shard K/N`` runs::
 
-    python -m ecgreport.outputs.merge OUT1 OUT2 ... --into MERGED
+    ecgreport merge OUT1 OUT2 ... --into MERGED
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import functools
 import io
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def atomic_open(path: Path, encoding: str = "utf-8",
 @contextlib.contextmanager
 def _replacing(path: Path, encoding: str, newline: str | None, fsync: bool):
     """A temporary file beside ``path``, renamed over it on success, removed on any error."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "w", encoding=encoding, newline=newline) as f:
             yield f
@@ -90,6 +90,23 @@ def _replacing(path: Path, encoding: str, newline: str | None, fsync: bool):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new empty file ``.<name>.<random>.tmp`` beside ``path``, opened for writing.
+
+    Created with mode 0666 less the umask, like any file a tool writes (the outputs are
+    often shared on a server), where ``tempfile.mkstemp`` would make it 0600 whatever the
+    umask; the random part and ``O_EXCL`` keep two writers apart as mkstemp does.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -198,6 +215,31 @@ def remove_outputs(out_dir: Path) -> None:
             (out_dir / name).unlink()
 
 
+def remove_temp_files(out_dir: Path) -> int:
+    """Delete the temporary files (``.<name>.<random>.tmp``) that a process killed while
+    writing leaves behind: those of the logs and ``run.json`` in ``out_dir``, and any in
+    the ``reports/`` tree (nothing else there is touched). Returns how many."""
+    out_dir = Path(out_dir)
+    logs = tuple(f".{name}." for name in (DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON))
+    found = [out_dir / name for name in _names(out_dir) if name.startswith(logs)]
+    for folder, _, names in os.walk(out_dir / REPORTS_DIR):
+        found += [Path(folder, name) for name in names if name.startswith(".")]
+    removed = 0
+    for path in found:
+        if path.name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def _names(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return []
+
+
 def report_path(out_dir: Path, record_id: str) -> Path:
     """``out_dir/reports/<record_id>.txt``; subfolders of the record id are mirrored."""
     parts = [p for p in record_id.split("/") if p not in ("", ".", "..")] or ["_"]
@@ -303,6 +345,7 @@ def report_text(entry: dict) -> str:
         "",
         f"Record:   {entry['record_id']}",
         f"File:     {entry['path']}",
+        *([f"Absolute: {entry['absolute_path']}"] if entry.get("absolute_path") else []),
         f"Input:    {entry['fs_hz']:g} Hz, {entry['duration_s']:.1f} s, "
         f"leads {', '.join(entry['leads_found']) or 'none'}",
         f"Analysed: {len(entry['window_starts_s'])} window(s) of {entry['window_s']:g} s "
@@ -361,10 +404,14 @@ def _signal_check_lines(entry: dict) -> list[str]:
 def merge_outputs(dirs: list[Path], into: Path) -> dict:
     """Merge the outputs of several batch runs (e.g. ``--shard 1/3`` ... ``3/3``) into one.
 
-    ``records.jsonl`` lines are concatenated, ``diagnoses.csv`` is rebuilt from them with
-    the header once, reports are copied, and ``run.json`` sums the counts and lists the
-    source runs. Raises ValueError if the runs' label columns differ, if a record appears
-    in two runs, or if ``into`` already holds outputs. Returns the merged ``run.json``.
+    ``records.jsonl`` lines are merged in record order (sorted record ids, the order of
+    one unsharded run), ``diagnoses.csv`` is rebuilt from them with the header once,
+    reports are copied, and ``run.json`` sums the counts and lists the source runs.
+    Raises ValueError if the runs' label columns differ, if a record appears in two runs,
+    or if ``into`` already holds outputs. Returns the merged ``run.json``.
+
+    Memory: one (record id, file, offset) triple per record; the entries themselves are
+    read twice from disk, never held all at once.
 
     >>> merge_outputs([Path("out-1"), Path("out-2")], Path("out"))  # doctest: +SKIP
     """
@@ -374,8 +421,8 @@ def merge_outputs(dirs: list[Path], into: Path) -> dict:
         raise ValueError("nothing to merge: give at least one output folder")
     if existing_outputs(into):
         raise ValueError(f"{into} already holds batch outputs: merge into an empty folder")
-    columns, runs, seen = None, [], set()
-    for d in dirs:
+    columns, runs, seen = None, [], {}
+    for i, d in enumerate(dirs):
         if not (d / RECORDS_JSONL).is_file():
             raise ValueError(f"{d} has no {RECORDS_JSONL}: not a batch output folder")
         header = read_csv_header(d / DIAGNOSES_CSV) if (d / DIAGNOSES_CSV).is_file() else None
@@ -383,15 +430,22 @@ def merge_outputs(dirs: list[Path], into: Path) -> dict:
         if these is not None and columns is not None and these != columns:
             raise ValueError(f"{d}/{DIAGNOSES_CSV} has other label columns than {dirs[0]}")
         columns = these if these is not None else columns
-        for entry in read_jsonl(d / RECORDS_JSONL):
+        for offset, entry in _jsonl_with_offsets(d / RECORDS_JSONL):
             if entry["record_id"] in seen:
                 raise ValueError(f"record {entry['record_id']} appears in more than one run")
-            seen.add(entry["record_id"])
+            seen[entry["record_id"]] = (i, offset)
         runs.append(json.loads((d / RUN_JSON).read_text()) if (d / RUN_JSON).is_file() else {})
 
     def entries():
-        for d in dirs:
-            yield from read_jsonl(d / RECORDS_JSONL)
+        files = [open(d / RECORDS_JSONL, "rb") for d in dirs]
+        try:
+            for record_id in sorted(seen):
+                i, offset = seen[record_id]
+                files[i].seek(offset)
+                yield json.loads(files[i].readline().decode("utf-8", "replace"))
+        finally:
+            for f in files:
+                f.close()
 
     into.mkdir(parents=True, exist_ok=True)
     for d in dirs:
@@ -417,3 +471,17 @@ def merge_outputs(dirs: list[Path], into: Path) -> dict:
         merged["warning"] = "the runs used different model bundles"
     write_json(into / RUN_JSON, merged)
     return merged
+
+
+def _jsonl_with_offsets(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(byte offset, entry)`` for each entry :func:`read_jsonl` would give."""
+    with open(path, "rb") as f:
+        offset = 0
+        for line in f:
+            start, offset = offset, offset + len(line)
+            try:
+                entry = json.loads(line.decode("utf-8", "replace"))
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and "record_id" in entry:
+                yield start, entry
