@@ -21,7 +21,7 @@ import numpy as np
 from ecgreport.errors import BundleError
 from ecgreport.onnx.io_names import cache_names
 from ecgreport.onnx.retrieval import Retrieval, mbr_select
-from ecgreport.reports import WordTokenizer, repeated_ngram_bans
+from ecgreport.reports import WordTokenizer, normalise_report, repeated_ngram_bans
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,17 @@ class Bundle:
     @property
     def label_sets(self) -> dict[str, list[str]]:
         return {name: [lab["name"] for lab in s["labels"]] for name, s in self.manifest["label_sets"].items()}
+
+    @property
+    def thresholds(self) -> dict[str, dict[str, float]] | None:
+        """{set: {label: similarity threshold}} for calling findings present (manifest key
+        ``thresholds``, written by scripts/choose_thresholds.py), or None when the bundle has
+        none or they were chosen for another scoring method than the bundle's."""
+        chosen = self.manifest.get("thresholds")
+        if not chosen or chosen.get("method") != self.scoring:
+            return None
+        return {name: {label: float(t["threshold"]) for label, t in labels.items()}
+                for name, labels in chosen.get("labels", {}).items()}
 
     @property
     def label_descriptions(self) -> dict[str, dict[str, str]]:
@@ -447,13 +458,16 @@ class ModelRunner:
         similar_training_report  the consensus of the nearest training ECGs' reports alone, or
                                  None without retrieval data
         embedding: (B, D) record embeddings used for the neighbour search.
+        All three in standard English terms (`normalise_report`; a no-op for a model trained
+        on normalised reports, a translation of the device vocabulary for an older one).
         """
         decoded = self.generate(enc, max_tokens, beams)
         similar = self.consensus(embedding) or [None] * len(decoded)
         final = decoded
         if self.bundle.report_method == "consensus" and self.bundle.retrieval is not None:
             final = self.consensus(embedding, decoded)
-        return [{"report": f, "decoder_report": d, "similar_training_report": s}
+        return [{"report": normalise_report(f), "decoder_report": normalise_report(d),
+                 "similar_training_report": None if s is None else normalise_report(s)}
                 for f, d, s in zip(final, decoded, similar)]
 
     # -- custom labels -----------------------------------------------------------------------
