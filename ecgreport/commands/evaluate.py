@@ -28,19 +28,22 @@ def _print_tables(res: dict) -> None:
     rg = res.get("report_generation")
     if rg:
         metrics = list(next(iter(rg.values())).keys())
-        t = Table(title=f"Report generation ({res['n_with_reference']} records with an English reference)")
+        t = Table(title=f"Report generation ({res['n_with_reference']} records with an English reference; "
+                        "references and outputs in standard terms, ecgreport.reports.normalise_report)")
         t.add_column("system")
         for m in metrics:
             t.add_column(m)
         for name, m in rg.items():
             t.add_row(name, *(f"{m[k]:.3f}" for k in metrics))
         out.print(t)
+        _print_raw_and_calls(res, out, metrics)
         t = Table(title="Clinical correctness: SCP statements in the report vs scp_codes")
         for col in ("system", "micro P", "micro R", "micro F1", "macro F1"):
             t.add_column(col)
         for name, s in res["clinical_statements"].items():
             t.add_row(name, *(f"{s[k]:.3f}" for k in ("micro_precision", "micro_recall", "micro_f1", "macro_f1")))
         out.print(t)
+    _print_calls(res, out)
     q = Table(title="Quoted from the literature (not measured here)")
     q.add_column("measure")
     q.add_column("system")
@@ -49,6 +52,46 @@ def _print_tables(res: dict) -> None:
         for name, value in rows:
             q.add_row(measure, name, f"{value:.3f}")
     out.print(q)
+
+
+def _print_raw_and_calls(res: dict, out: Console, metrics: list[str]) -> None:
+    """The report metrics against the raw references (as PTB-XL wrote them), labelled."""
+    raw = res.get("report_generation_raw")
+    if not raw:
+        return
+    t = Table(title="Report generation against the RAW references (PTB-XL's device wording, "
+                    "lower-cased; outputs as generated)")
+    t.add_column("system")
+    for m in metrics:
+        t.add_column(m)
+    for name, m in raw.items():
+        t.add_row(name, *(f"{m[k]:.3f}" for k in metrics))
+    out.print(t)
+
+
+def _print_calls(res: dict, out: Console) -> None:
+    """Findings called present (bundle thresholds) vs scp_codes, beside the generated report."""
+    calls = res.get("calls")
+    if not calls:
+        return
+    fmt = lambda v: "n/a" if v != v else f"{v:.3f}"  # noqa: E731  (NaN: no support)
+    for task, c in calls.items():
+        rep = c.get("generated_report")
+        t = Table(title=f"{task}: findings called present (similarity >= the bundle's fold-9 threshold) vs "
+                        f"scp_codes, PTB-XL folds {res['folds']}, {c['n_records']} records; 'report': the labels the "
+                        "extractor reads in the generated report")
+        for col in ("label", "support", "called", "P", "R", "F1", "report P", "report R", "report F1"):
+            t.add_column(col)
+        for label, v in c["calls"]["per_label"].items():
+            r = rep["per_label"][label] if rep else None
+            t.add_row(label, str(v["support"]), str(v["called"]), fmt(v["precision"]), fmt(v["recall"]),
+                      fmt(v["f1"]), *((fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"])) if r else ("",) * 3))
+        m = c["calls"]
+        t.add_section()
+        t.add_row(f"macro ({m['n_labels']})", "", "", fmt(m["macro_precision"]), fmt(m["macro_recall"]),
+                  fmt(m["macro_f1"]), *((fmt(rep["macro_precision"]), fmt(rep["macro_recall"]), fmt(rep["macro_f1"]))
+                                        if rep else ("",) * 3))
+        out.print(t)
 
 
 def evaluate(

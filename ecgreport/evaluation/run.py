@@ -11,7 +11,14 @@ What is measured (fold 10 by default):
   plus the extractor on the reference reports themselves (the ceiling of this measure);
 - zero-shot detection: macro AUC with a 95% bootstrap interval for the superclass,
   subclass, form and rhythm tasks, for both scoring methods ('direct': ECG embedding vs
-  prompt embedding; 'knn': prompt vs the reports of the 25 nearest training ECGs); chance 0.5.
+  prompt embedding; 'knn': prompt vs the reports of the 25 nearest training ECGs); chance 0.5;
+- findings called present (a bundle with thresholds): precision/recall/F1 of the calls against
+  `scp_codes` per label and macro, beside the same measure for the labels read by the
+  extractor from the model's generated report.
+
+References and system outputs are compared in standard English terms
+(`ecgreport.reports.normalise_report`, both sides); the same metrics on the raw references
+and raw outputs (only lower-cased, "Edit:" notes cut) are reported as ``*_raw``.
 
 Works on an ONNX bundle (onnxruntime, no torch) or on a training checkpoint (torch).
 """
@@ -28,10 +35,13 @@ import numpy as np
 
 from ecgreport import __version__
 from ecgreport.evaluation.detection import bootstrap_auc_ci, macro_auc
-from ecgreport.evaluation.labels import load_ptbxl_labels
-from ecgreport.evaluation.statements import EXTRACTABLE_CODES, read_scp_codes, report_statement_scores
+from ecgreport.evaluation.labels import load_ptbxl_labels, load_scp_statements, task_labels
+from ecgreport.evaluation.statements import (EXTRACTABLE_CODES, extract_statements, read_scp_codes,
+                                             report_statement_scores)
 from ecgreport.evaluation.text_metrics import caption_scores, java_available
-from ecgreport.training.data import load_split
+from ecgreport.evaluation.thresholds import apply_thresholds, call_scores
+from ecgreport.reports import clean_report, normalise_report
+from ecgreport.training.data import load_split, read_english_reports
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,7 @@ class _BundlePredictor:
         self.window = self.runner.bundle.window_samples
         self.kind = f"ONNX bundle ({self.runner.provider})"
         self.default_scoring = self.runner.bundle.scoring
+        self.thresholds = self.runner.bundle.thresholds  # None without (see choose_thresholds.py)
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         return self.runner.encode(x).embedding
@@ -85,6 +96,7 @@ class _CheckpointPredictor:
         self.window = self.model.cfg.window_samples
         self.kind = f"PyTorch checkpoint ({self.device})"
         self.default_scoring = "knn"  # what export-onnx gives a bundle by default
+        self.thresholds = None  # thresholds live in a bundle's manifest
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         from ecgreport.model.model import embed_signals
@@ -182,10 +194,13 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
     names = pred.label_names(data_dir)
     index = {int(e): i for i, e in enumerate(test.ecg_ids)}
     result["zero_shot"] = {}
+    default_scores = None
     for method in ("direct", "knn"):
         scores_all = pred.zero_shot(emb, method, train, train_emb)
         if scores_all is None:
             continue
+        if method == pred.default_scoring:
+            default_scores = scores_all
         zero_shot = {}
         for task in TASKS:
             if task not in scores_all:
@@ -222,28 +237,77 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
             "retrieval": retrieved,
             "most_frequent": [most_frequent] * len(test),
         }
+        # Raw: the references as PTB-XL wrote them (lower case, no "Edit:" note) and the systems'
+        # own text, neighbours' reports included; the main numbers: both sides normalised.
+        english = read_english_reports(data_dir)
+        raw_of = lambda row: clean_report(english.get(int(train.ecg_ids[row]), ""))  # noqa: E731
+        raw_systems = {
+            "model": generated,
+            "model+retrieval consensus": [mbr_select([raw_of(j) for j in row] + ([g] if g else []))
+                                          for row, g in zip(neighbours, generated)],
+            "retrieval consensus": [mbr_select([raw_of(j) for j in row]) for row in neighbours],
+            "retrieval": [raw_of(row[0]) for row in neighbours],
+            "most_frequent": [Counter(raw_of(j) for j in range(len(train))).most_common(1)[0][0]] * len(test),
+        }
+        systems = {name: [normalise_report(h) for h in hyps] for name, hyps in systems.items()}
         has_ref = [i for i, r in enumerate(test.reports) if r]
-        refs = [test.reports[i] for i in has_ref]
+        refs = [test.reports[i] for i in has_ref]  # load_split normalises them
+        raw_refs = [clean_report(english[int(test.ecg_ids[i])]) for i in has_ref]
         result["n_with_reference"] = len(has_ref)
         result["meteor_available"] = java_available()
         result["report_generation"] = {
             name: caption_scores(refs, [hyps[i] for i in has_ref]) for name, hyps in systems.items()
         }
+        result["report_generation_raw"] = {
+            name: caption_scores(raw_refs, [hyps[i] for i in has_ref]) for name, hyps in raw_systems.items()
+        }
         scp = read_scp_codes(data_dir / "ptbxl_database.csv")
         codes = [set(scp[int(e)][0]) for e in test.ecg_ids]
-        statements = {name: report_statement_scores(codes, hyps) for name, hyps in systems.items()}
-        statements["reference_reports"] = report_statement_scores([codes[i] for i in has_ref], refs)
-        for s in statements.values():
-            s.pop("per_code", None)
-        result["clinical_statements"] = statements
+        for key, these, these_refs in (("clinical_statements", systems, refs),
+                                       ("clinical_statements_raw", raw_systems, raw_refs)):
+            statements = {name: report_statement_scores(codes, hyps) for name, hyps in these.items()}
+            statements["reference_reports"] = report_statement_scores([codes[i] for i in has_ref], these_refs)
+            for s in statements.values():
+                s.pop("per_code", None)
+            result[key] = statements
         result["statement_codes"] = len(EXTRACTABLE_CODES)
         result["examples"] = [
             {"ecg_id": int(test.ecg_ids[i]), "reference": test.reports[i], "generated": generated[i],
              "retrieved": retrieved[i], "consensus": systems["model+retrieval consensus"][i]} for i in has_ref[:5]
         ]
+    if pred.thresholds and default_scores is not None:
+        result["calls"] = _call_results(pred.thresholds, default_scores, names, table, index, opts.folds,
+                                        systems["model"] if opts.reports else None, data_dir)
     result["quoted_literature"] = QUOTED
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def _call_results(thresholds: dict, scores_all: dict, names: dict, table, index: dict, folds,
+                  generated: list[str] | None, data_dir: Path) -> dict:
+    """Per task: P/R/F1 of the bundle's calls (score >= threshold) against `scp_codes`, per
+    label and macro (labels with support in these records), and, beside them, of the labels
+    the extractor reads in the model's generated report (aggregated like `scp_codes`)."""
+    statements = load_scp_statements(Path(data_dir) / "scp_statements.csv")
+    read = [task_labels(extract_statements(g), statements) for g in generated] if generated is not None else None
+    out = {}
+    for task in TASKS:
+        if task not in scores_all or task not in thresholds:
+            continue
+        ids = [i for i in table.select(task, folds) if i in index]
+        labels = [n for n in names[task] if n in thresholds[task]]
+        if not ids or not labels:
+            continue
+        rows = np.array([index[i] for i in ids])
+        cols = [names[task].index(n) for n in labels]
+        truth = table.matrix(task, ids, labels)
+        calls = apply_thresholds(np.asarray(scores_all[task])[rows][:, cols], [thresholds[task][n] for n in labels])
+        entry = {"n_records": len(ids), "calls": call_scores(truth, calls, labels)}
+        if read is not None:
+            from_report = np.array([[n in read[r].get(task, ()) for n in labels] for r in rows], dtype=bool)
+            entry["generated_report"] = call_scores(truth, from_report, labels)
+        out[task] = entry
+    return out
 
 
 def _f(v) -> str:
@@ -271,6 +335,11 @@ def to_markdown(res: dict, title: str = "ecgreport evaluation") -> str:
                   "| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
         for name, m in res["report_generation"].items():
             lines.append(f"| {name} | " + " | ".join(_f(m[k]) for k in metrics) + " |")
+        lines += ["", "References and outputs in standard English terms (`ecgreport.reports.normalise_report`). "
+                  "Against the raw references (PTB-XL's device wording, lower-cased; outputs as generated):", "",
+                  "| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        for name, m in res.get("report_generation_raw", {}).items():
+            lines.append(f"| {name} | " + " | ".join(_f(m[k]) for k in metrics) + " |")
         if not res.get("meteor_available"):
             lines.append("\nMETEOR skipped: Java is not installed.")
         lines += ["", "### Clinical correctness (SCP statements extracted from the report vs `scp_codes`)", "",
@@ -278,5 +347,17 @@ def to_markdown(res: dict, title: str = "ecgreport evaluation") -> str:
         for name, s in res["clinical_statements"].items():
             lines.append(f"| {name} | {_f(s['micro_precision'])} | {_f(s['micro_recall'])} | "
                          f"{_f(s['micro_f1'])} | {_f(s['macro_f1'])} |")
+        lines.append("")
+    if res.get("calls"):
+        lines += ["### Findings called present (similarity >= the bundle's fold-9 threshold) vs `scp_codes`", "",
+                  "Macro over the labels present in these records; beside: the same labels read by the extractor "
+                  "in the model's generated report.", "",
+                  "| task | labels | calls macro P | R | F1 | generated report macro P | R | F1 |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for task, c in res["calls"].items():
+            m, r = c["calls"], c.get("generated_report") or {}
+            lines.append(f"| {task} | {m['n_labels']} | {_f(m['macro_precision'])} | {_f(m['macro_recall'])} | "
+                         f"{_f(m['macro_f1'])} | {_f(r.get('macro_precision'))} | {_f(r.get('macro_recall'))} | "
+                         f"{_f(r.get('macro_f1'))} |")
         lines.append("")
     return "\n".join(lines) + "\n"
