@@ -338,12 +338,14 @@ def report_text(entry: dict) -> str:
 
 def _present_lines(entry: dict) -> list[str]:
     """The findings called present, grouped by label set, each finding once."""
-    basis = ("the mean cosine similarity between the label's text and the reports of the most similar "
-             "training ECGs" if entry.get("scoring") == "knn" else "the cosine similarity between the ECG "
-             "and the label's text")
-    lines = ["", "Findings called present: " + basis + " (-1 to 1, NOT a probability) is at or above",
-             "the label's threshold, chosen on PTB-XL fold 9 from the statements in its own reports.",
-             "Each finding is listed once, under the first label set that has it."]
+    basis = (["Findings called present: the mean cosine similarity (-1 to 1, NOT a probability)",
+              "between the label's text and the reports of the most similar training ECGs"]
+             if entry.get("scoring") == "knn" else
+             ["Findings called present: the cosine similarity (-1 to 1, NOT a probability) between",
+              "the ECG and the label's text"])
+    lines = ["", *basis[:-1], basis[-1] + " is at or above the label's threshold, chosen on",
+             "PTB-XL fold 9 from the statements in its own reports. Each finding is listed once,",
+             "under the first label set that has it."]
     found = entry["findings_present"]
     if not found:
         return lines + ["  none"]
