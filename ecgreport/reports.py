@@ -1,5 +1,13 @@
 """Report text: the one normalisation function, and the word-level tokenizer of the decoder.
 
+`normalise_report` gives every report (training target, evaluation reference, generated
+text) in standard English ECG terms: PTB-XL's English reports are machine translations of
+German device statements ("sinusrhythm location type normal ... 4.46 unconfirmed report"),
+mapped by the table ``ecgreport/data/report_terms.csv`` (data, not code: pattern,
+replacement, and why, one rule per line; written from folds 1-8 only). docs/report-text.md,
+written by scripts/check_normalisation.py, shows the table leaves every report's statements
+unchanged.
+
 Torch-free: the batch command decodes token ids with this module and nothing else.
 
 PTB-XL's reports are short and templated (median 12 words, ~1.5k distinct words among the
@@ -28,6 +36,8 @@ _SPACES = re.compile(r"\s+")
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*|[^\sa-z0-9]")
 _NO_SPACE_BEFORE = re.compile(r"\s+([.,;:!?)\]])")
 _NO_SPACE_AFTER = re.compile(r"([(\[])\s+")
+# The term table: package data (ecgreport/data/), one rule per line, applied in order.
+TERMS_FILE = "report_terms.csv"
 
 
 def clean_report(text: str) -> str:
@@ -72,9 +82,6 @@ def load_term_rules(path: Path | None = None) -> tuple[TermRule, ...]:
             raise ValueError(f"{where}, line {line_no}: bad pattern {row['pattern']!r} ({err})") from err
         rules.append(TermRule(pattern, row["replacement"], row["comment"]))
     return tuple(rules)
-
-
-TERMS_FILE = "report_terms.csv"
 
 
 @functools.lru_cache(maxsize=1)

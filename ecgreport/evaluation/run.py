@@ -241,7 +241,10 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
         # Raw: the references as PTB-XL wrote them (lower case, no "Edit:" note) and the systems'
         # own text, neighbours' reports included; the main numbers: both sides normalised.
         english = read_english_reports(data_dir)
-        raw_of = lambda row: clean_report(english.get(int(train.ecg_ids[row]), ""))  # noqa: E731
+
+        def raw_of(row: int) -> str:
+            return clean_report(english.get(int(train.ecg_ids[row]), ""))
+
         raw_systems = {
             "model": generated,
             "model+retrieval consensus": [mbr_select([raw_of(j) for j in row] + ([g] if g else []))
