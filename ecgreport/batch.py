@@ -219,7 +219,8 @@ def _run_batch(options: BatchOptions, console: Console | None, runner) -> BatchS
 
     if present and opts.overwrite:
         writers.remove_outputs(out_dir)
-    sink = BatchSink(out_dir, label_sets, descriptions, opts.top_k)
+    sink = BatchSink(out_dir, label_sets, descriptions, opts.top_k,
+                     thresholds=getattr(bundle, "thresholds", None))
     try:
         done = sink.open(resume=bool(present and opts.resume),
                          manifest_sha256=bundle.manifest_sha256)

@@ -1,5 +1,13 @@
 """Report text: the one normalisation function, and the word-level tokenizer of the decoder.
 
+`normalise_report` gives every report (training target, evaluation reference, generated
+text) in standard English ECG terms: PTB-XL's English reports are machine translations of
+German device statements ("sinusrhythm location type normal ... 4.46 unconfirmed report"),
+mapped by the table ``ecgreport/data/report_terms.csv`` (data, not code: pattern,
+replacement, and why, one rule per line; written from folds 1-8 only). docs/report-text.md,
+written by scripts/check_normalisation.py, shows the table leaves every report's statements
+unchanged.
+
 Torch-free: the batch command decodes token ids with this module and nothing else.
 
 PTB-XL's reports are short and templated (median 12 words, ~1.5k distinct words among the
@@ -9,10 +17,15 @@ entries) and exact, where a 30k-entry WordPiece table would dominate the model's
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import json
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 # Some PTB-XL reports end in curators' annotations: "... Edit: NORM 100, (NORM 100)".
@@ -23,19 +36,74 @@ _SPACES = re.compile(r"\s+")
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*|[^\sa-z0-9]")
 _NO_SPACE_BEFORE = re.compile(r"\s+([.,;:!?)\]])")
 _NO_SPACE_AFTER = re.compile(r"([(\[])\s+")
+# The term table: package data (ecgreport/data/), one rule per line, applied in order.
+TERMS_FILE = "report_terms.csv"
 
 
-def normalise_report(text: str) -> str:
-    """The canonical form of a report, used for training targets and evaluation references.
+def clean_report(text: str) -> str:
+    """A report as PTB-XL wrote it, only tidied: lower case (this also mends PTB-XL's stray
+    capitals inside words, e.g. "verlÄngerung"), no curators' "Edit: <SCP codes>" trailer,
+    whitespace collapsed. The device vocabulary is kept (see `normalise_report`).
 
-    Lower-cases (this also mends PTB-XL's stray capitals inside words, e.g. "verlÄngerung"),
-    drops curators' "Edit: <SCP codes>" trailers, and collapses whitespace.
-
-    >>> normalise_report("  Sinus rhythm.  Normal ECG. Edit: NORM 100, (NORM 100)")
-    'sinus rhythm. normal ecg.'
+    >>> clean_report("  SinusRhythm  Lagetyp normal. Edit: NORM 100, (NORM 100)")
+    'sinusrhythm lagetyp normal.'
     """
     text = _EDIT_TRAILER.sub("", text)
     return _SPACES.sub(" ", text).strip().lower()
+
+
+@dataclass(frozen=True)
+class TermRule:
+    """One line of ``ecgreport/data/report_terms.csv``: every match of `pattern` (a regular
+    expression on `clean_report` text) becomes `replacement`; `comment` says why."""
+
+    pattern: re.Pattern[str]
+    replacement: str
+    comment: str
+
+
+def load_term_rules(path: Path | None = None) -> tuple[TermRule, ...]:
+    """The term table, in file order (order matters: "overturned left type" must be read
+    before "left type"). Default: the table shipped inside the package.
+
+    Raises ValueError naming the file and line of a pattern that does not compile.
+    """
+    if path is None:
+        text = resources.files("ecgreport.data").joinpath(TERMS_FILE).read_text(encoding="utf-8")
+        where = f"ecgreport/data/{TERMS_FILE}"
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        where = str(path)
+    rules = []
+    for line_no, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
+        try:
+            pattern = re.compile(row["pattern"])
+        except re.error as err:
+            raise ValueError(f"{where}, line {line_no}: bad pattern {row['pattern']!r} ({err})") from err
+        rules.append(TermRule(pattern, row["replacement"], row["comment"]))
+    return tuple(rules)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_rules() -> tuple[TermRule, ...]:
+    return load_term_rules()
+
+
+def normalise_report(text: str, rules: Iterable[TermRule] | None = None) -> str:
+    """The canonical form of a report, used for training targets and evaluation references:
+    `clean_report`, then PTB-XL's translated device vocabulary mapped to standard English ECG
+    terms and the device's "4.46 unconfirmed report" footer dropped, by the rules of
+    ``ecgreport/data/report_terms.csv`` (`rules`; default: that table). Idempotent.
+
+    >>> normalise_report("  Sinus rhythm.  Normal ECG. Edit: NORM 100, (NORM 100)")
+    'sinus rhythm. normal ecg.'
+    >>> normalise_report("sinusrhythm location type normal normal ekg 4.46 unconfirmed report")
+    'sinus rhythm normal axis normal ecg'
+    """
+    text = clean_report(text)
+    for rule in _default_rules() if rules is None else rules:
+        text = rule.pattern.sub(rule.replacement, text)
+    return _SPACES.sub(" ", text).strip()
 
 
 def tokenize_words(text: str) -> list[str]:

@@ -157,8 +157,10 @@ def tiny_run(tmp_path_factory, one_torch_thread, text_cache) -> TinyRun:
     from ecgreport.training.loop import train
     from ecgreport.training.zeroshot import superclass_auc_fn
 
+    # seed 2: with the normalised report text (ecgreport/data/report_terms.csv) seed 0 writes
+    # one report for every fixture record after 20 epochs, and parity needs several.
     cfg = tiny_train_config(tmp_path_factory.mktemp("tiny-run") / "run", epochs=20, lr=3e-3,
-                            warmup_steps=5, patience=1000, min_word_count=1)
+                            warmup_steps=5, patience=1000, min_word_count=1, seed=2)
     zero_shot = superclass_auc_fn(PTBXL_MINI)
     seen: dict = {}
 

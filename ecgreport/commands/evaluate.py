@@ -39,13 +39,15 @@ def _print_tables(res: dict) -> None:
     rg = res.get("report_generation")
     if rg:
         metrics = list(next(iter(rg.values())).keys())
-        t = Table(title=Text(f"Report generation ({res['n_with_reference']} records with a reference report)"))
+        t = Table(title=Text(f"Report generation ({res['n_with_reference']} records with a reference report; "
+                             "references and outputs in standard terms, ecgreport.reports.normalise_report)"))
         t.add_column("system")
         for m in metrics:
             t.add_column(m)
         for name, m in rg.items():
             _row(t, name, *(f"{m[k]:.3f}" for k in metrics))
         out.print(t)
+        _print_raw_and_calls(res, out, metrics)
     tables = [("Clinical correctness: SCP statements in the report vs scp_codes", res.get("clinical_statements"))]
     tables += [(f"Labels of set {name} written in the report vs the truth table", systems)
                for name, systems in res.get("report_labels", {}).items()]
@@ -58,6 +60,7 @@ def _print_tables(res: dict) -> None:
         for name, s in systems.items():
             _row(t, name, *(f"{s[k]:.3f}" for k in ("micro_precision", "micro_recall", "micro_f1", "macro_f1")))
         out.print(t)
+    _print_calls(res, out)
     if not res.get("quoted_literature"):
         return
     q = Table(title=Text("Quoted from the literature (not measured here)"))
@@ -80,6 +83,46 @@ def _truth_option(texts: list[str]) -> dict:
             raise typer.BadParameter(f"{path}: no such file", param_hint="--truth")
         out[name] = path
     return out
+
+
+def _print_raw_and_calls(res: dict, out: Console, metrics: list[str]) -> None:
+    """The report metrics against the raw references (as PTB-XL wrote them), labelled."""
+    raw = res.get("report_generation_raw")
+    if not raw:
+        return
+    t = Table(title=Text("Report generation against the RAW references (as the dataset wrote them, "
+                         "lower-cased; outputs as generated)"))
+    t.add_column("system")
+    for m in metrics:
+        t.add_column(m)
+    for name, m in raw.items():
+        _row(t, name, *(f"{m[k]:.3f}" for k in metrics))
+    out.print(t)
+
+
+def _print_calls(res: dict, out: Console) -> None:
+    """Findings called present (bundle thresholds) vs scp_codes, beside the generated report."""
+    calls = res.get("calls")
+    if not calls:
+        return
+    fmt = lambda v: "n/a" if v != v else f"{v:.3f}"  # noqa: E731  (NaN: no support)
+    for task, c in calls.items():
+        rep = c.get("generated_report")
+        t = Table(title=Text(f"{task}: findings called present (similarity >= the bundle's fold-9 threshold) "
+                             f"vs scp_codes, PTB-XL folds {res['folds']}, {c['n_records']} records; 'report': the "
+                             "labels the extractor reads in the generated report"))
+        for col in ("label", "support", "called", "P", "R", "F1", "report P", "report R", "report F1"):
+            t.add_column(col)
+        for label, v in c["calls"]["per_label"].items():
+            r = rep["per_label"][label] if rep else None
+            _row(t, label, str(v["support"]), str(v["called"]), fmt(v["precision"]), fmt(v["recall"]),
+                      fmt(v["f1"]), *((fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"])) if r else ("",) * 3))
+        m = c["calls"]
+        t.add_section()
+        _row(t, f"macro ({m['n_labels']})", "", "", fmt(m["macro_precision"]), fmt(m["macro_recall"]),
+                  fmt(m["macro_f1"]), *((fmt(rep["macro_precision"]), fmt(rep["macro_recall"]), fmt(rep["macro_f1"]))
+                                        if rep else ("",) * 3))
+        out.print(t)
 
 
 def evaluate(

@@ -14,9 +14,16 @@ What is measured (the dataset's test split by default: `test`, or PTB-XL's fold 
   subclass, form and rhythm tasks, for both scoring methods ('direct': ECG embedding vs
   prompt embedding; 'knn': prompt vs the reports of the 25 nearest training ECGs); chance 0.5.
   Clinical statements and these four tasks need PTB-XL (scp_codes, scp_statements.csv).
+- findings called present (a bundle with thresholds, on PTB-XL): precision/recall/F1 of the
+  calls against `scp_codes` per label and macro, beside the same measure for the labels read
+  by the extractor from the model's generated report.
 - on any dataset, for each label set of the bundle with a truth table (`--truth`,
   `truth.py`): zero-shot macro AUC with its bootstrap interval for both scoring methods,
   and the F1 of the label mentions in each system's report text against the truth.
+
+References and system outputs are compared in standard English terms
+(`ecgreport.reports.normalise_report`, both sides); the same metrics on the raw references
+and raw outputs (only lower-cased, "Edit:" notes cut) are reported as ``*_raw``.
 
 Works on an ONNX bundle (onnxruntime, no torch) or on a training checkpoint (torch).
 """
@@ -34,11 +41,14 @@ import numpy as np
 from ecgreport import __version__
 from ecgreport.errors import UsageError
 from ecgreport.evaluation.detection import bootstrap_auc_ci, macro_auc
-from ecgreport.evaluation.labels import load_ptbxl_labels
-from ecgreport.evaluation.statements import EXTRACTABLE_CODES, read_scp_codes, report_statement_scores
+from ecgreport.evaluation.labels import load_ptbxl_labels, load_scp_statements, task_labels
+from ecgreport.evaluation.statements import (EXTRACTABLE_CODES, extract_statements, read_scp_codes,
+                                             report_statement_scores)
 from ecgreport.evaluation.text_metrics import caption_scores, java_available
 from ecgreport.dataset.format import open_dataset, parse_splits
+from ecgreport.evaluation.thresholds import apply_thresholds, call_scores
 from ecgreport.evaluation.truth import mention_matrix, mention_scores, read_truth
+from ecgreport.reports import clean_report, normalise_report
 from ecgreport.training.data import load_split
 
 log = logging.getLogger(__name__)
@@ -62,6 +72,7 @@ class _BundlePredictor:
         self.window = self.runner.bundle.window_samples
         self.kind = f"ONNX bundle ({self.runner.provider})"
         self.default_scoring = self.runner.bundle.scoring
+        self.thresholds = self.runner.bundle.thresholds  # None without (see choose_thresholds.py)
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         return self.runner.encode(x).embedding
@@ -100,6 +111,7 @@ class _CheckpointPredictor:
         self.window = self.model.cfg.window_samples
         self.kind = f"PyTorch checkpoint ({self.device})"
         self.default_scoring = "knn"  # what export-onnx gives a bundle by default
+        self.thresholds = None  # thresholds live in a bundle's manifest
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         from ecgreport.model.model import embed_signals
@@ -236,22 +248,42 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
             "retrieval": retrieved,
             "most_frequent": [most_frequent] * len(test),
         }
+        # Raw: the references as the dataset wrote them (lower case, no "Edit:" note) and the systems'
+        # own text, neighbours' reports included; the main numbers: both sides normalised.
+        def raw_of(row: int) -> str:
+            return clean_report(ds.reports.get(str(train.record_ids[row]), ""))
+
+        raw_systems = {
+            "model": generated,
+            "model+retrieval consensus": [mbr_select([raw_of(j) for j in row] + ([g] if g else []))
+                                          for row, g in zip(neighbours, generated)],
+            "retrieval consensus": [mbr_select([raw_of(j) for j in row]) for row in neighbours],
+            "retrieval": [raw_of(row[0]) for row in neighbours],
+            "most_frequent": [Counter(raw_of(j) for j in range(len(train))).most_common(1)[0][0]] * len(test),
+        }
+        systems = {name: [normalise_report(h) for h in hyps] for name, hyps in systems.items()}
         has_ref = [i for i, r in enumerate(test.reports) if r]
-        refs = [test.reports[i] for i in has_ref]
+        refs = [test.reports[i] for i in has_ref]  # load_split normalises them
+        raw_refs = [clean_report(ds.reports.get(str(test.record_ids[i]), "")) for i in has_ref]
         result["n_with_reference"] = len(has_ref)
         result["meteor_available"] = java_available()
         if has_ref:
             result["report_generation"] = {
                 name: caption_scores(refs, [hyps[i] for i in has_ref]) for name, hyps in systems.items()
             }
+            result["report_generation_raw"] = {
+                name: caption_scores(raw_refs, [hyps[i] for i in has_ref]) for name, hyps in raw_systems.items()
+            }
         if ptbxl:
             scp = read_scp_codes(data_dir / "ptbxl_database.csv")
             codes = [set(scp[int(e)][0]) for e in test.record_ids]
-            statements = {name: report_statement_scores(codes, hyps) for name, hyps in systems.items()}
-            statements["reference_reports"] = report_statement_scores([codes[i] for i in has_ref], refs)
-            for s in statements.values():
-                s.pop("per_code", None)
-            result["clinical_statements"] = statements
+            for key, these, these_refs in (("clinical_statements", systems, refs),
+                                           ("clinical_statements_raw", raw_systems, raw_refs)):
+                statements = {name: report_statement_scores(codes, hyps) for name, hyps in these.items()}
+                statements["reference_reports"] = report_statement_scores([codes[i] for i in has_ref], these_refs)
+                for s in statements.values():
+                    s.pop("per_code", None)
+                result[key] = statements
             result["statement_codes"] = len(EXTRACTABLE_CODES)
         if truth_tables:
             prompts = pred.label_prompts()
@@ -270,6 +302,13 @@ def evaluate(model_path: Path, data_dir: Path, opts: EvalOptions, device: str = 
             {"record_id": str(test.record_ids[i]), "reference": test.reports[i], "generated": generated[i],
              "retrieved": retrieved[i], "consensus": systems["model+retrieval consensus"][i]} for i in has_ref[:5]
         ]
+    if ptbxl and pred.thresholds:
+        default_scores = pred.zero_shot(emb, pred.default_scoring, train, train_emb)
+        if default_scores is not None:
+            index = {int(e): i for i, e in enumerate(test.record_ids)}
+            result["calls"] = _call_results(pred.thresholds, default_scores, pred.label_names(data_dir),
+                                            load_ptbxl_labels(data_dir), index, [int(f) for f in split],
+                                            systems["model"] if opts.reports else None, data_dir)
     if ptbxl:
         result["quoted_literature"] = QUOTED
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -346,6 +385,33 @@ def _ptbxl_zero_shot(result, pred, data_dir, test, emb, train, train_emb, split,
         result["zero_shot"][method] = zero_shot
 
 
+def _call_results(thresholds: dict, scores_all: dict, names: dict, table, index: dict, folds,
+                  generated: list[str] | None, data_dir: Path) -> dict:
+    """Per task: P/R/F1 of the bundle's calls (score >= threshold) against `scp_codes`, per
+    label and macro (labels with support in these records), and, beside them, of the labels
+    the extractor reads in the model's generated report (aggregated like `scp_codes`)."""
+    statements = load_scp_statements(Path(data_dir) / "scp_statements.csv")
+    read = [task_labels(extract_statements(g), statements) for g in generated] if generated is not None else None
+    out = {}
+    for task in TASKS:
+        if task not in scores_all or task not in thresholds:
+            continue
+        ids = [i for i in table.select(task, folds) if i in index]
+        labels = [n for n in names[task] if n in thresholds[task]]
+        if not ids or not labels:
+            continue
+        rows = np.array([index[i] for i in ids])
+        cols = [names[task].index(n) for n in labels]
+        truth = table.matrix(task, ids, labels)
+        calls = apply_thresholds(np.asarray(scores_all[task])[rows][:, cols], [thresholds[task][n] for n in labels])
+        entry = {"n_records": len(ids), "calls": call_scores(truth, calls, labels)}
+        if read is not None:
+            from_report = np.array([[n in read[r].get(task, ()) for n in labels] for r in rows], dtype=bool)
+            entry["generated_report"] = call_scores(truth, from_report, labels)
+        out[task] = entry
+    return out
+
+
 def _f(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
 
@@ -372,6 +438,11 @@ def to_markdown(res: dict, title: str = "ecgreport evaluation") -> str:
                   "| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
         for name, m in res["report_generation"].items():
             lines.append(f"| {name} | " + " | ".join(_f(m[k]) for k in metrics) + " |")
+        lines += ["", "References and outputs in standard English terms (`ecgreport.reports.normalise_report`). "
+                  "Against the raw references (as the dataset wrote them, lower-cased; outputs as generated):", "",
+                  "| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        for name, m in res.get("report_generation_raw", {}).items():
+            lines.append(f"| {name} | " + " | ".join(_f(m[k]) for k in metrics) + " |")
         if not res.get("meteor_available"):
             lines.append("\nMETEOR skipped: Java is not installed.")
         lines.append("")
@@ -388,5 +459,17 @@ def to_markdown(res: dict, title: str = "ecgreport evaluation") -> str:
         for name, s in res["clinical_statements"].items():
             lines.append(f"| {name} | {_f(s['micro_precision'])} | {_f(s['micro_recall'])} | "
                          f"{_f(s['micro_f1'])} | {_f(s['macro_f1'])} |")
+        lines.append("")
+    if res.get("calls"):
+        lines += ["### Findings called present (similarity >= the bundle's fold-9 threshold) vs `scp_codes`", "",
+                  "Macro over the labels present in these records; beside: the same labels read by the extractor "
+                  "in the model's generated report.", "",
+                  "| task | labels | calls macro P | R | F1 | generated report macro P | R | F1 |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for task, c in res["calls"].items():
+            m, r = c["calls"], c.get("generated_report") or {}
+            lines.append(f"| {task} | {m['n_labels']} | {_f(m['macro_precision'])} | {_f(m['macro_recall'])} | "
+                         f"{_f(m['macro_f1'])} | {_f(r.get('macro_precision'))} | {_f(r.get('macro_recall'))} | "
+                         f"{_f(r.get('macro_f1'))} |")
         lines.append("")
     return "\n".join(lines) + "\n"

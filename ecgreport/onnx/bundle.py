@@ -115,6 +115,17 @@ class Bundle:
         return spec.get("normalisation") or spec.get("normalization")
 
     @property
+    def thresholds(self) -> dict[str, dict[str, float]] | None:
+        """{set: {label: similarity threshold}} for calling findings present (manifest key
+        ``thresholds``, written by scripts/choose_thresholds.py), or None when the bundle has
+        none or they were chosen for another scoring method than the bundle's."""
+        chosen = self.manifest.get("thresholds")
+        if not chosen or chosen.get("method") != self.scoring:
+            return None
+        return {name: {label: float(t["threshold"]) for label, t in labels.items()}
+                for name, labels in chosen.get("labels", {}).items()}
+
+    @property
     def training_data_name(self) -> str:
         """The name of the data the model was trained on; bundles from before
         ``training_data`` was recorded were all trained on PTB-XL."""

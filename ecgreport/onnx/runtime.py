@@ -25,7 +25,7 @@ from ecgreport.onnx.providers import (CPU, CUDA, CUDA_OPTIONS, DEVICES, choose_p
                                       cuda_missing_piece, describe_failure, fallback_note,
                                       quiet_stdout)
 from ecgreport.onnx.retrieval import mbr_select
-from ecgreport.reports import repeated_ngram_bans
+from ecgreport.reports import normalise_report, repeated_ngram_bans
 
 log = logging.getLogger(__name__)
 
@@ -416,13 +416,16 @@ class ModelRunner:
         similar_training_report  the consensus of the nearest training ECGs' reports alone, or
                                  None without retrieval data
         embedding: (B, D) record embeddings used for the neighbour search.
+        All three in standard English terms (`normalise_report`; a no-op for a model trained
+        on normalised reports, a translation of the device vocabulary for an older one).
         """
         decoded = self.generate(enc, max_tokens, beams)
         similar = self.consensus(embedding) or [None] * len(decoded)
         final = decoded
         if self.bundle.report_method == "consensus" and self.bundle.retrieval is not None:
             final = self.consensus(embedding, decoded)
-        return [{"report": f, "decoder_report": d, "similar_training_report": s}
+        return [{"report": normalise_report(f), "decoder_report": normalise_report(d),
+                 "similar_training_report": None if s is None else normalise_report(s)}
                 for f, d, s in zip(final, decoded, similar)]
 
     # -- custom labels -----------------------------------------------------------------------

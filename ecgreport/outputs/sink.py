@@ -28,14 +28,30 @@ class BatchSink:
     """Writes one run's outputs into ``out_dir``.
 
     ``label_sets``: {set: [label, ...]} in column order; ``descriptions``: {set: {label:
-    text}}; ``top_k``: findings listed per record.
+    text}}; ``top_k``: findings listed per record; ``thresholds``: {set: {label: similarity}}
+    (the bundle's, see ``Bundle.thresholds``) to call findings present, or None.
+
+    Calls: a finding is present when its similarity is at or above its threshold. A label
+    name found in several sets (NORM in superclass and subclass, NST_ in subclass and form)
+    is one statement: it is called once, by the first set that has a threshold for it, and
+    gets one ``present:<label>`` column in ``diagnoses.csv``.
     """
 
     def __init__(self, out_dir: Path, label_sets: dict[str, list[str]],
-                 descriptions: dict[str, dict[str, str]], top_k: int):
+                 descriptions: dict[str, dict[str, str]], top_k: int,
+                 thresholds: dict[str, dict[str, float]] | None = None):
         self.out_dir = Path(out_dir)
         self.label_sets, self.descriptions, self.top_k = label_sets, descriptions, top_k
-        self.columns = writers.label_columns(label_sets)
+        # (set, label index, label, threshold) of each finding that can be called, each name once.
+        self.call_labels: list[tuple[str, int, str, float]] = []
+        seen: set[str] = set()
+        for name, labels in label_sets.items():
+            for j, label in enumerate(labels):
+                t = (thresholds or {}).get(name, {}).get(label)
+                if t is not None and label not in seen:
+                    seen.add(label)
+                    self.call_labels.append((name, j, label, float(t)))
+        self.columns = writers.label_columns(label_sets) + writers.call_columns(c[2] for c in self.call_labels)
         # For the labels of all sets in one row: each one's set number and index in its set.
         sizes = [len(labels) for labels in label_sets.values()]
         self._positions = (np.repeat(np.arange(len(sizes)), sizes).astype(np.int64),
@@ -68,8 +84,9 @@ class BatchSink:
         rounded = {name: dict(zip(labels, [round(v, writers.SCORE_DECIMALS)
                                            for v in values[name].tolist()]))
                    for name, labels in self.label_sets.items()}
+        calls = self._calls(values) if self.call_labels else {}
         if not self.top_k:
-            return {"scores": rounded, "top_findings": []}
+            return {"scores": rounded, "top_findings": [], **calls}
         flat = np.concatenate([values[name] for name in self.label_sets])
         set_of, index_in_set = self._positions
         # Sorted by value (descending), then set order, then label order: deterministic.
@@ -86,7 +103,21 @@ class BatchSink:
                         "description": self.descriptions.get(name, {}).get(label, label),
                         "similarity": round(float(v[j]), writers.SCORE_DECIMALS), "rank": rank,
                         "set_size": len(v)})
-        return {"scores": rounded, "top_findings": top}
+        return {"scores": rounded, "top_findings": top, **calls}
+
+    def _calls(self, values: dict[str, np.ndarray]) -> dict:
+        """``calls`` ({label: 0/1}, each name once) and ``findings_present`` (the called ones,
+        in set then label order) of one record."""
+        calls, present = {}, []
+        for name, j, label, threshold in self.call_labels:
+            v = float(values[name][j])
+            calls[label] = int(v >= threshold)
+            if calls[label]:
+                present.append({"set": name, "label": label,
+                                "description": self.descriptions.get(name, {}).get(label, label),
+                                "similarity": round(v, writers.SCORE_DECIMALS),
+                                "threshold": round(threshold, writers.SCORE_DECIMALS)})
+        return {"calls": calls, "findings_present": present}
 
     def render(self, entries: list[dict]) -> list[tuple[Path | None, str | None, str, str]]:
         """The text each entry adds to the outputs, without touching a file: ``(report path,

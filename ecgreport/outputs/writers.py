@@ -54,6 +54,9 @@ OUTPUT_NAMES = (REPORTS_DIR, DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON, INDEX_HTML,
 # list the standard leads zero-filled or derived (space-separated), so that a spreadsheet
 # shows which records were read from fewer than 12 recorded leads.
 CSV_HEAD = ("record_id", "status", "quality", "signal_checks", "missing_leads", "derived_leads")
+# When the bundle has thresholds, one 0/1 call column per distinct finding ("present:<label>")
+# follows the label columns.
+CALL_PREFIX = "present"
 CSV_TAIL = ("top_findings", "error")
 SCORE_DECIMALS = 4
 
@@ -270,6 +273,11 @@ def label_columns(label_sets: dict[str, list[str]]) -> list[str]:
     return [f"{name}:{label}" for name, labels in label_sets.items() for label in labels]
 
 
+def call_columns(call_labels: Iterable[str]) -> list[str]:
+    """One 0/1 column per called finding: ``"present:<label>"`` (see BatchSink.call_labels)."""
+    return [f"{CALL_PREFIX}:{label}" for label in call_labels]
+
+
 def csv_header(columns: list[str]) -> list[str]:
     return [*CSV_HEAD, *columns, *CSV_TAIL]
 
@@ -277,8 +285,13 @@ def csv_header(columns: list[str]) -> list[str]:
 def csv_row(entry: dict, columns: list[str]) -> list[str]:
     """The ``diagnoses.csv`` row of a ``records.jsonl`` entry; empty scores if it failed."""
     scores = entry.get("scores") or {}
+    calls = entry.get("calls") or {}
     cells = []
     for set_name, label in _split_columns(tuple(columns)):
+        if set_name == CALL_PREFIX:
+            call = calls.get(label)
+            cells.append("" if call is None else str(int(call)))
+            continue
         value = scores.get(set_name, {}).get(label)
         cells.append("" if value is None else f"{value:.{SCORE_DECIMALS}f}")
     return [entry["record_id"], entry["status"], entry.get("quality") or "",
@@ -361,14 +374,16 @@ def report_text(entry: dict) -> str:
     if entry.get("similar_training_report"):
         lines += ["", f"Most similar training reports (consensus of the nearest {entry.get('training_data', 'PTB-XL')} training ECGs):",
                   f"  {entry['similar_training_report']}"]
-    if entry.get("scoring") == "knn":
+    if entry.get("findings_present") is not None:
+        lines += _present_lines(entry)
+    elif entry.get("scoring") == "knn":
         lines += ["", "Top zero-shot findings. Each number is the mean cosine similarity (-1 to 1) between",
                   "the label's text and the reports of the most similar training ECGs; these are",
                   "NOT probabilities: compare them within one label set."]
     else:
         lines += ["", "Top zero-shot findings. The numbers are cosine similarities (-1 to 1) between the ECG",
                   "and each label's text, NOT probabilities; compare them within one label set."]
-    for i, f in enumerate(entry["top_findings"], 1):
+    for i, f in enumerate(entry["top_findings"] if entry.get("findings_present") is None else [], 1):
         described = f["label"] if f["description"] in ("", f["label"]) \
             else f"{f['label']} ({f['description']})"
         lines.append(f"  {i}. {described}: {f['similarity']:.{SCORE_DECIMALS}f}, "
@@ -395,6 +410,29 @@ def _signal_check_lines(entry: dict) -> list[str]:
         lines.append(f"  - derived from other leads: {', '.join(entry['derived_leads'])}")
     if entry.get("missing_leads"):
         lines.append(f"  - missing (zero-filled): {', '.join(entry['missing_leads'])}")
+    return lines
+
+
+def _present_lines(entry: dict) -> list[str]:
+    """The findings called present, grouped by label set, each finding once."""
+    basis = (["Findings called present: the mean cosine similarity (-1 to 1, NOT a probability)",
+              "between the label's text and the reports of the most similar training ECGs"]
+             if entry.get("scoring") == "knn" else
+             ["Findings called present: the cosine similarity (-1 to 1, NOT a probability) between",
+              "the ECG and the label's text"])
+    lines = ["", *basis[:-1], basis[-1] + " is at or above the label's threshold, chosen on",
+             "PTB-XL fold 9 from the statements in its own reports. Each finding is listed once,",
+             "under the first label set that has it."]
+    found = entry["findings_present"]
+    if not found:
+        return lines + ["  none"]
+    for set_name in dict.fromkeys(f["set"] for f in found):
+        items = [f for f in found if f["set"] == set_name]
+        lines.append(f"  {set_name}:")
+        for f in items:
+            described = f["label"] if f["description"] in ("", f["label"]) else f"{f['label']} ({f['description']})"
+            lines.append(f"    - {described}: {f['similarity']:.{SCORE_DECIMALS}f} "
+                         f"(threshold {f['threshold']:.{SCORE_DECIMALS}f})")
     return lines
 
 

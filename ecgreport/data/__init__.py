@@ -1,0 +1,1 @@
+"""Data tables shipped with the package (report_terms.csv: see ecgreport.reports)."""
