@@ -43,7 +43,7 @@ def compute(data: Path, bundle_path: Path, batch_size: int = 256) -> dict:
     split = load_split(data, set(FOLDS), bundle.fs_hz, bundle.window_samples, require_report=True)
     # Raw report text (the extractor reads both vocabularies; docs/report-text.md).
     raw = read_reports(data / "reports_en.csv")
-    reports = [raw[int(i)] for i in split.ecg_ids]
+    reports = [raw[int(i)] for i in split.record_ids]
     print(f"fold {FOLDS}: {len(reports)} records with an English report; encoding", file=sys.stderr)
     emb = np.concatenate([runner.encode(split.signals[i:i + batch_size]).embedding
                           for i in range(0, len(split.signals), batch_size)])

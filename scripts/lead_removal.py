@@ -48,19 +48,19 @@ TASKS = ("superclass", "subclass", "form", "rhythm")
 
 def read_fold(data_dir: Path, folds: set[int], limit: int) -> tuple[list[int], np.ndarray]:
     """Fold records at 100 Hz as ``(ecg_ids, (N, 12, 1000) mV)`` (PTB-XL's 10 s records)."""
+    from ecgreport.dataset.format import open_dataset, record_paths
     from ecgreport.records.read import read_record
-    from ecgreport.training.data import read_database
 
-    rows = sorted((r for r in read_database(data_dir) if int(r["strat_fold"]) in folds),
-                  key=lambda r: int(r["ecg_id"]))
+    ds = open_dataset(data_dir)
+    rows = ds.select([str(f) for f in sorted(folds)], require_report=False)
     if limit:
         rows = rows[:limit]
     ids, signals = [], []
     for row in rows:
-        rec = read_record(data_dir / (row["filename_lr"] + ".hea"))
+        rec = read_record(record_paths(ds, row, 100.0)[0])
         if rec.signal_mv.shape[1] < 1000:
             continue
-        ids.append(int(row["ecg_id"]))
+        ids.append(int(row.record_id))
         signals.append(rec.signal_mv[:, :1000])
     return ids, np.stack(signals)
 
