@@ -53,7 +53,7 @@ class Params:
     """Delineation thresholds (fractions of a wave's peak; times in seconds)."""
 
     qrs_on_frac: float = 0.07   # A(t) below this fraction of the QRS peak slope: QRS onset
-    qrs_off_frac: float = 0.085 # ... QRS offset
+    qrs_off_frac: float = 0.05  # ... QRS offset (low: the slurred terminal S of RBBB)
     per_lead_qrs: bool = False  # QRS bounds per lead, then the median over leads
     lead_frac: float = 0.15     # a lead's QRS bounds: its slope below this fraction of its peak
     steep_frac: float = 0.3     # the QRS's steep parts: slope above this fraction of its peak
@@ -64,7 +64,7 @@ class Params:
     min_p_corr: float = 0.3     # beats' P segments must correlate with the median this well
     min_t_mv: float = 0.04      # a median T below this is too flat to end
     despike_s: float = 0.006    # running median this long (>= 3 samples) removes pacing spikes
-    max_noise: float = 0.5      # beat-to-median residual / QRS amplitude above this: noise
+    max_noise: float = 0.5      # mean |beat - median beat| / QRS amplitude above this: noise
     min_beats: int = 3          # beats (whole epochs) needed for a median beat
 
 
@@ -258,7 +258,10 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
         return _finish(out, details, peaks, fs_hz, {})
     epochs = x[:, whole[:, None] + np.arange(-pre, post)[None, :]]  # (L, B, W)
     epochs -= epochs.mean(axis=2, keepdims=True)
-    median = np.median(epochs, axis=1)  # (L, W)
+    # the median over beats by sorting (np.median's partition is 3x slower on ~10 beats)
+    ranked = np.sort(epochs, axis=1)
+    mid = whole.size // 2
+    median = ranked[:, mid] if whole.size % 2 else 0.5 * (ranked[:, mid - 1] + ranked[:, mid])
     k = int(params.despike_s * fs_hz) // 2
     if k >= 1:  # pacemaker spikes (a few ms) would otherwise set the QRS's peak slope
         median = np.median(np.stack([np.roll(median, s, axis=1) for s in range(-k, k + 1)]), axis=0)
@@ -298,7 +301,7 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
 
     # noise: how far single beats stray from the median beat, against the QRS amplitude
     qrs_amp = float(np.ptp(median[:, int(qrs_on):int(qrs_off) + 1], axis=1).max())
-    resid = float(np.median(np.abs(epochs - median[:, None, :])))
+    resid = float(np.mean(np.abs(epochs - median[:, None, :])))
     if qrs_amp <= 0 or resid / qrs_amp > params.max_noise:
         for key in interval_keys:
             reasons[key] = (f"noise: beats differ from their median by {resid:.2f} mV "
