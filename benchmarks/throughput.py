@@ -157,14 +157,14 @@ def run_cli_batch(folder: Path, out: Path, args, extra: tuple[str, ...] = ()) ->
 def preprocess(folder: Path, bundle) -> np.ndarray:
     """The windows ``ecgreport batch`` gives the model for the records in ``folder``:
     ``(n_windows, 12, window_samples)`` float32 (one window per 10 s PTB-XL record)."""
-    from ecgreport.batch import _prepare, _Spec  # the pipeline's own per-record step
+    from ecgreport.pipeline import RecordSpec, prepare_record  # the per-record step
     from ecgreport.records import find_records
 
-    spec = _Spec(fs_hz=bundle.fs_hz, window_samples=bundle.window_samples, min_s=5.0,
-                 max_windows=6, comments=False)  # ecgreport batch's defaults
+    spec = RecordSpec(fs_hz=bundle.fs_hz, window_samples=bundle.window_samples, min_s=5.0,
+                      max_windows=6, comments=False)  # ecgreport batch's defaults
     windows = []
     for ref in find_records(folder):
-        item = _prepare(ref, spec)
+        item = prepare_record(ref, spec)
         if item.windows is not None:
             windows.append(item.windows)
     return np.concatenate(windows)

@@ -33,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from ecgreport import pipeline
 from ecgreport.errors import EcgReportError
 
 MAX_AUTO_WORKERS = 8   # each worker: ~230 MB resident, much of it shared with the main process
@@ -74,12 +75,10 @@ class _WorkerState:
     runner: object
     sink: object
     spec: object
-    beams: int
-    max_tokens: int | None
-    batch_size: int
+    options: object
 
 
-def _start_worker(started, bundle, sink, spec, beams, max_tokens, batch_size) -> None:
+def _start_worker(started, bundle, sink, spec, options) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the main process's to handle
     global _state
     try:
@@ -90,8 +89,7 @@ def _start_worker(started, bundle, sink, spec, beams, max_tokens, batch_size) ->
         # One BLAS thread per worker too: numpy's OpenBLAS would otherwise start a thread per
         # core in every worker, and its spinning threads halved the throughput of two workers.
         threadpool_limits(limits=1, user_api="blas")
-        _state = _WorkerState(ModelRunner(bundle, device="cpu", threads=1), sink, spec, beams,
-                              max_tokens, batch_size)
+        _state = _WorkerState(ModelRunner(bundle, device="cpu", threads=1), sink, spec, options)
     except BaseException:
         started.abort()  # the main process stops waiting at once
         raise
@@ -106,12 +104,8 @@ def _run_chunk(refs: list) -> tuple[list[dict], tuple[list, list], int, float]:
     """In a worker: one chunk of records -> (brief entries, (log lines, folders of the
     reports written), pid, peak RSS MiB). Records are grouped into model batches of at
     most ``batch_size`` windows exactly as in the one-process pipeline."""
-    from ecgreport.batch import _prepare as prepare, infer_entries, window_batches
-
     st = _state
-    entries = []
-    for group in window_batches((prepare(ref, st.spec) for ref in refs), st.batch_size):
-        entries += infer_entries(group, st.runner, st.beams, st.max_tokens, st.sink)
+    entries = pipeline.process_records(refs, st.spec, st.runner, st.options, st.sink)
     brief = [{k: e[k] for k in ("record_id", "path", "status", "error")} for e in entries]
     rendered = st.sink.render(entries)
     folders = st.sink.write_reports(rendered)  # here, so that the main process only appends
@@ -123,15 +117,17 @@ class WorkerPool:
     """``workers`` forked processes, started at construction (call it before starting any
     thread, e.g. a progress bar). Use as a context manager; :meth:`run` does the work."""
 
-    def __init__(self, workers: int, bundle, sink, spec, beams: int, max_tokens: int | None,
-                 batch_size: int):
-        self.workers, self.sink, self.batch_size = workers, sink, batch_size
+    def __init__(self, workers: int, bundle, sink, spec, options):
+        """``spec``: the run's :class:`~ecgreport.pipeline.RecordSpec`; ``options``: its
+        :class:`~ecgreport.options.BatchOptions`, handed whole to every worker."""
+        self.workers, self.sink, self.options = workers, sink, options
+        self.batch_size = options.batch_size
         self.peaks: dict[int, float] = {}
         context = multiprocessing.get_context("fork")
         started = context.Barrier(workers + 1)
         self._pool = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start_worker,
-            initargs=(started, bundle, sink, spec, beams, max_tokens, batch_size))
+            initargs=(started, bundle, sink, spec, options))
         # With fork, the first task starts every worker (before the executor's own thread).
         # Then wait until each has its model: otherwise the first worker up takes every
         # chunk of a short list while the others are still loading.
@@ -156,12 +152,12 @@ class WorkerPool:
         # On an error or Ctrl-C, do not wait for queued chunks; running ones finish.
         self._pool.shutdown(wait=kind is None, cancel_futures=True)
 
-    def run(self, todo: list, written, fail_fast: bool) -> int:
+    def run(self, todo: list, written) -> int:
         """Process ``todo`` (record references) and write the results in order with the
         sink; ``written(brief_entries)`` after each chunk. Returns how many records were
         not processed (stopped by ``fail_fast``)."""
         try:
-            return self._run(todo, written, fail_fast)
+            return self._run(todo, written, self.options.fail_fast)
         except BrokenProcessPool:  # from a result or from the next submit, whichever comes first
             raise EcgReportError(
                 "a batch worker process died (killed for lack of memory?); the records "

@@ -19,8 +19,8 @@ from rich.console import Console
 
 from conftest import FIXTURES, ecg_like, skip_without_fixtures, write_record
 from ecgreport import DISCLAIMER
-from ecgreport.batch import (BatchSummary, UsageError, aggregate_windows, parse_shard,
-                             run_batch)
+from ecgreport.batch import BatchOptions, BatchSummary, UsageError, parse_shard, run_batch
+from ecgreport.pipeline import aggregate_windows
 from ecgreport.errors import BundleError, EcgReportError, ExitCode
 from ecgreport.leads import STANDARD_LEADS
 from ecgreport.outputs import writers
@@ -134,8 +134,10 @@ def good_folder(root: Path, n: int = 3) -> Path:
 
 def run(folder: Path, out: Path, runner: FakeRunner | None = None, **kwargs) -> BatchSummary:
     kwargs.setdefault("quiet", True)
-    return run_batch(folder, out, runner=runner or FakeRunner(), read_workers=kwargs.pop(
-        "read_workers", 1), **kwargs)
+    kwargs.setdefault("read_workers", 1)
+    console = kwargs.pop("console", None)
+    return run_batch(BatchOptions(folder, out, **kwargs), console=console,
+                     runner=runner or FakeRunner())
 
 
 def read_outputs(out: Path) -> tuple[list[dict], list[dict], list[dict], dict]:
@@ -296,7 +298,8 @@ def test_missing_folder_is_a_usage_error(tmp_path):
 def test_missing_bundle_is_a_bundle_error(tmp_path):
     twelve_lead(tmp_path / "in", "r")
     with pytest.raises(BundleError, match="model bundle not found: .*no-bundle"):
-        run_batch(tmp_path / "in", tmp_path / "out", tmp_path / "no-bundle", quiet=True)
+        run_batch(BatchOptions(tmp_path / "in", tmp_path / "out", tmp_path / "no-bundle",
+                               quiet=True))
     assert not (tmp_path / "out").exists()
 
 
@@ -310,6 +313,43 @@ def test_bad_arguments(tmp_path, kwargs, message):
     twelve_lead(tmp_path / "in", "r")
     with pytest.raises(UsageError, match=message):
         run(tmp_path / "in", tmp_path / "out", **kwargs)
+
+
+def test_options_are_checked_once_frozen_and_written_to_run_json(tmp_path):
+    import dataclasses
+
+    options = BatchOptions(str(good_folder(tmp_path / "in", 1)), str(tmp_path / "out"),
+                           shard=(1, 1), top_k=3, quiet=True, read_workers=1)
+    assert isinstance(options.folder, Path) and isinstance(options.out_dir, Path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.top_k = 4
+    run_batch(options, runner=FakeRunner())
+    arguments = json.loads((tmp_path / "out" / "run.json").read_text())["arguments"]
+    assert arguments == options.to_json()
+    assert arguments["shard"] == "1/1" and arguments["top_k"] == 3
+    assert set(arguments) == {f.name for f in dataclasses.fields(BatchOptions)}
+
+
+def test_the_pipeline_imports_neither_of_its_callers():
+    """Data flows one way: pipeline -> parallel -> batch; no import back, not even one
+    inside a function."""
+    import ast
+
+    import ecgreport
+
+    def imported(module: str) -> set[str]:
+        path = Path(ecgreport.__file__).parent / f"{module}.py"
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+        return names
+
+    assert not imported("pipeline") & {"ecgreport.batch", "ecgreport.parallel"}
+    assert "ecgreport.batch" not in imported("parallel")
+    assert "ecgreport.pipeline" in imported("parallel") | imported("batch")
 
 
 def test_parse_shard():
@@ -455,7 +495,7 @@ def test_custom_labels(tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("label,description\nLVH,left ventricular hypertrophy\nBRADY,\n")
     runner = FakeRunner()
-    run(tmp_path / "in", tmp_path / "out", runner, labels_csv=labels)
+    run(tmp_path / "in", tmp_path / "out", runner, labels=labels)
     assert runner.added["custom"] == (["LVH", "BRADY"], ["left ventricular hypertrophy", "BRADY"])
     rows, header, entries, run_json = read_outputs(tmp_path / "out")
     assert header[-4:] == ["custom:LVH", "custom:BRADY", "top_findings", "error"]
@@ -468,10 +508,10 @@ def test_custom_labels_without_text_model(tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("LVH,left ventricular hypertrophy\n")
     with pytest.raises(EcgReportError, match=r"pip install ecgreport\[train\]"):
-        run(tmp_path / "in", tmp_path / "out", FakeRunner(text_model=False), labels_csv=labels)
+        run(tmp_path / "in", tmp_path / "out", FakeRunner(text_model=False), labels=labels)
     with pytest.raises(UsageError, match="no labels"):
         (tmp_path / "empty.csv").write_text("label,description\n")
-        run(tmp_path / "in", tmp_path / "out2", labels_csv=tmp_path / "empty.csv")
+        run(tmp_path / "in", tmp_path / "out2", labels=tmp_path / "empty.csv")
 
 
 # ---------------------------------------------------------------- windows, rates
@@ -487,16 +527,16 @@ def test_aggregate_windows():
 
 
 def test_long_record_is_read_in_windows(tmp_path, monkeypatch):
-    import ecgreport.batch as batch_module
+    import ecgreport.pipeline as pipeline_module
 
     spans = []
-    real_read = batch_module.read_record
+    real_read = pipeline_module.read_record
 
     def spying_read(ref, sampfrom=0, sampto=None):
         spans.append((sampfrom, sampto))
         return real_read(ref, sampfrom, sampto)
 
-    monkeypatch.setattr(batch_module, "read_record", spying_read)
+    monkeypatch.setattr(pipeline_module, "read_record", spying_read)
     twelve_lead(tmp_path / "in", "holter", seconds=60)
     runner = FakeRunner()
     run(tmp_path / "in", tmp_path / "out", runner, max_windows=6, batch_size=4)

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import FIXTURES, PTBXL_MINI, skip_without_fixtures, write_record
 from ecgreport import parallel
-from ecgreport.batch import run_batch
+from ecgreport.batch import BatchOptions, run_batch
 from ecgreport.outputs import writers
 
 pytestmark = [skip_without_fixtures, pytest.mark.usefixtures("one_torch_thread", "text_cache"),
@@ -43,8 +43,9 @@ def assert_same_results(a: Path, b: Path) -> None:
 
 
 def test_workers_give_the_results_of_one_process(tmp_path, tiny_bundle):
-    one = run_batch(FIXTURES, tmp_path / "one", tiny_bundle, workers=1, quiet=True)
-    two = run_batch(FIXTURES, tmp_path / "two", tiny_bundle, workers=2, batch_size=4, quiet=True)
+    one = run_batch(BatchOptions(FIXTURES, tmp_path / "one", tiny_bundle, workers=1, quiet=True))
+    two = run_batch(BatchOptions(FIXTURES, tmp_path / "two", tiny_bundle, workers=2,
+                                 batch_size=4, quiet=True))
     assert one.n_ok == two.n_ok == 37 and one.n_failed == two.n_failed == 0
     assert_same_results(tmp_path / "one", tmp_path / "two")
     run_one = json.loads((tmp_path / "one" / writers.RUN_JSON).read_text())
@@ -58,7 +59,8 @@ def test_workers_give_the_results_of_one_process(tmp_path, tiny_bundle):
 
 def test_worker_runs_are_repeatable_byte_for_byte(tmp_path, tiny_bundle):
     for name in ("a", "b"):
-        run_batch(FIXTURES, tmp_path / name, tiny_bundle, workers=2, batch_size=5, quiet=True)
+        run_batch(BatchOptions(FIXTURES, tmp_path / name, tiny_bundle, workers=2, batch_size=5,
+                               quiet=True))
     for name in (writers.RECORDS_JSONL, writers.DIAGNOSES_CSV):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     reports = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.txt"))
@@ -86,8 +88,8 @@ def test_bad_records_with_workers(tmp_path, tiny_bundle, fail_fast):
     got = {}
     for workers in (1, 2):
         out = tmp_path / f"out{workers}"
-        s = run_batch(folder, out, tiny_bundle, workers=workers, batch_size=2,
-                      fail_fast=fail_fast, quiet=True)
+        s = run_batch(BatchOptions(folder, out, tiny_bundle, workers=workers, batch_size=2,
+                                   fail_fast=fail_fast, quiet=True))
         got[workers] = (s.n_ok, s.n_failed, s.n_not_processed,
                         [(e["record_id"], e["status"], e["error"]) for e in entries(out)])
     assert got[1] == got[2]
@@ -102,8 +104,9 @@ def test_bad_records_with_workers(tmp_path, tiny_bundle, fail_fast):
 
 def test_resume_with_workers_skips_finished_records(tmp_path, tiny_bundle):
     out = tmp_path / "out"
-    run_batch(FIXTURES, out, tiny_bundle, workers=2, quiet=True)
-    again = run_batch(FIXTURES, out, tiny_bundle, workers=2, resume=True, quiet=True)
+    run_batch(BatchOptions(FIXTURES, out, tiny_bundle, workers=2, quiet=True))
+    again = run_batch(BatchOptions(FIXTURES, out, tiny_bundle, workers=2, resume=True,
+                                   quiet=True))
     assert again.n_resumed == again.n_ok == 37 and again.n_processed == 0
     assert len(entries(out)) == 37
 
@@ -112,8 +115,8 @@ def test_custom_labels_reach_the_workers(tmp_path, tiny_bundle):
     labels = tmp_path / "labels.csv"
     labels.write_text("label,description\nAFIB,atrial fibrillation\nLBBB,left bundle branch block\n")
     out = tmp_path / "out"
-    s = run_batch(PTBXL_MINI / "records100", out, tiny_bundle, workers=2, labels_csv=labels,
-                  quiet=True)
+    s = run_batch(BatchOptions(PTBXL_MINI / "records100", out, tiny_bundle, workers=2,
+                               labels=labels, quiet=True))
     assert s.n_ok == 17
     for e in entries(out):
         assert set(e["scores"]["custom"]) == {"AFIB", "LBBB"}
@@ -159,7 +162,7 @@ def test_a_worker_that_cannot_start_stops_the_run_at_once(tmp_path, tiny_bundle,
     monkeypatch.setattr(runtime.ModelRunner, "__post_init__", no_session)  # forked workers too
     started = time.perf_counter()
     with pytest.raises(EcgReportError, match="worker processes could not start"):
-        run_batch(FIXTURES, tmp_path / "out", tiny_bundle, workers=2, quiet=True)
+        run_batch(BatchOptions(FIXTURES, tmp_path / "out", tiny_bundle, workers=2, quiet=True))
     assert time.perf_counter() - started < parallel.STARTUP_TIMEOUT_S / 4
     run = json.loads((tmp_path / "out" / writers.RUN_JSON).read_text())
     assert run["status"] == "failed: EcgReportError"
@@ -168,20 +171,20 @@ def test_a_worker_that_cannot_start_stops_the_run_at_once(tmp_path, tiny_bundle,
 def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path, tiny_bundle, monkeypatch):
     import os
 
-    from ecgreport import batch
+    from ecgreport import pipeline
     from ecgreport.errors import EcgReportError
 
-    real = batch.infer_entries
+    real = pipeline.infer_entries
 
     def die_on_the_second_batch(items, *args, **kwargs):
         if any(item.entry["record_id"].endswith("00005_lr") for item in items):
             os._exit(9)  # as the kernel's out-of-memory killer would end it
         return real(items, *args, **kwargs)
 
-    monkeypatch.setattr(batch, "infer_entries", die_on_the_second_batch)
+    monkeypatch.setattr(pipeline, "infer_entries", die_on_the_second_batch)
     with pytest.raises(EcgReportError, match="worker process died"):
-        run_batch(PTBXL_MINI / "records100", tmp_path / "out", tiny_bundle, workers=2,
-                  batch_size=2, quiet=True)
+        run_batch(BatchOptions(PTBXL_MINI / "records100", tmp_path / "out", tiny_bundle,
+                               workers=2, batch_size=2, quiet=True))
     # what was finished before stays listed, and --resume will redo the rest
     done = [e["record_id"] for e in entries(tmp_path / "out")]
     assert all(e["status"] == "ok" for e in entries(tmp_path / "out"))
@@ -190,7 +193,8 @@ def test_a_worker_that_dies_stops_the_run_with_a_clear_error(tmp_path, tiny_bund
 
 def test_workers_asked_where_they_cannot_run_are_named(tmp_path, tiny_bundle, monkeypatch):
     monkeypatch.setattr(parallel, "can_fork", lambda: False)  # as on macOS or Windows
-    s = run_batch(PTBXL_MINI / "records100", tmp_path / "out", tiny_bundle, workers=3, quiet=True)
+    s = run_batch(BatchOptions(PTBXL_MINI / "records100", tmp_path / "out", tiny_bundle,
+                               workers=3, quiet=True))
     assert s.n_ok == 17
     run = json.loads((tmp_path / "out" / writers.RUN_JSON).read_text())
     assert run["worker_processes"] == 0

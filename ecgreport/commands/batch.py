@@ -74,13 +74,13 @@ def batch(
       ecgreport batch ecgs/ --out results/
       ecgreport batch ecgs/ -o results/ --resume          # continue after Ctrl-C
       ecgreport batch ecgs/ -o part1/ --shard 1/2         # on two machines, then
-      python -m ecgreport.outputs.merge part1 part2 --into results/
+      ecgreport merge part1 part2 --into results/
 
     \b
     Exit codes: 0 all records done, 1 fatal error, 2 usage error, 3 some records
     failed, 4 no records found, 5 model bundle missing or invalid, 130 interrupted.
     """
-    from ecgreport.batch import UsageError, parse_shard, run_batch
+    from ecgreport.batch import BatchOptions, UsageError, parse_shard, run_batch
 
     console = Console(stderr=True)
 
@@ -90,13 +90,13 @@ def batch(
         return typer.Exit(int(code))
 
     try:
-        summary = run_batch(
+        options = BatchOptions(
             folder, out, model, device=device, batch_size=batch_size, max_windows=max_windows,
             min_seconds=min_seconds, resume=resume, overwrite=overwrite, fail_fast=fail_fast,
-            labels_csv=labels, top_k=top_k, beams=beams,
+            labels=labels, top_k=top_k, beams=beams,
             shard=parse_shard(shard) if shard is not None else None,
-            include_header_comments=include_header_comments, quiet=quiet, console=console,
-            workers=workers)
+            include_header_comments=include_header_comments, workers=workers, quiet=quiet)
+        summary = run_batch(options, console=console)
     except UsageError as err:
         raise fail(str(err), ExitCode.USAGE) from None
     except BundleError as err:

@@ -55,10 +55,10 @@ def find_records(root: Path) -> list[RecordRef]:
     root_str = os.path.abspath(os.fsdecode(os.fspath(root)))
     if os.path.isfile(root_str):
         if not root_str.endswith(_HEADER):
-            raise FileNotFoundError(f"{_printable(root_str)} is not a .hea header")
+            raise FileNotFoundError(f"{printable(root_str)} is not a .hea header")
         return [RecordRef(os.path.basename(root_str)[: -len(_HEADER)], Path(root_str))]
     if not os.path.isdir(root_str):
-        raise FileNotFoundError(f"{_printable(root_str)}: no such file or directory")
+        raise FileNotFoundError(f"{printable(root_str)}: no such file or directory")
 
     candidates: list[tuple[str, str]] = []  # (record_id, absolute header path)
     for dirpath, headers in _walk_headers(root_str):
@@ -82,7 +82,7 @@ def find_records(root: Path) -> list[RecordRef]:
             continue
         seen_files.add(key)
         refs[record_id] = RecordRef(record_id, Path(path))
-    logger.debug("found %d records under %s", len(refs), _printable(root_str))
+    logger.debug("found %d records under %s", len(refs), printable(root_str))
     return list(refs.values())
 
 
@@ -91,7 +91,7 @@ def _walk_headers(root: str):
     visited: set[tuple[int, int]] = set()
 
     def on_error(err: OSError) -> None:
-        logger.warning("cannot list %s: %s", _printable(err.filename or ""), err.strerror)
+        logger.warning("cannot list %s: %s", printable(err.filename or ""), err.strerror)
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=True):
         try:
@@ -117,7 +117,7 @@ def _listed_records(dirpath: str) -> list[str]:
         with open(os.path.join(dirpath, "RECORDS"), "rb") as f:
             lines = os.fsdecode(f.read()).splitlines()
     except OSError as err:
-        logger.warning("cannot read %s/RECORDS: %s", _printable(dirpath), err.strerror)
+        logger.warning("cannot read %s/RECORDS: %s", printable(dirpath), err.strerror)
         return names
     for line in lines:
         entry = line.strip().replace("\\", "/")
@@ -127,12 +127,12 @@ def _listed_records(dirpath: str) -> list[str]:
             entry = entry[: -len(_HEADER)]
         entry = os.path.normpath(entry).replace(os.sep, "/")
         if entry.startswith("../") or entry == ".." or os.path.isabs(entry):
-            logger.warning("%s/RECORDS: skipping %s, outside the folder", _printable(dirpath),
-                           _printable(entry))
+            logger.warning("%s/RECORDS: skipping %s, outside the folder", printable(dirpath),
+                           printable(entry))
             continue
         if not os.path.isfile(os.path.join(dirpath, entry + _HEADER)):
             logger.warning("%s/RECORDS lists %s but %s.hea does not exist: skipped",
-                           _printable(dirpath), _printable(entry), _printable(entry))
+                           printable(dirpath), printable(entry), printable(entry))
             continue
         names.append(entry)
     return names
@@ -167,5 +167,10 @@ def _segments_of(path: str) -> list[str]:
     return [os.path.join(directory, n + _HEADER) for n in names if n and not n.startswith("~")]
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
+    """A file name as text even if it is not valid UTF-8 (``\\xe9`` for a stray byte).
+
+    >>> printable(os.fsdecode(b"caf\\xe9"))
+    'caf\\\\xe9'
+    """
     return os.fsencode(text).decode("utf-8", "backslashreplace")

@@ -30,7 +30,7 @@ import numpy as np
 from ecgreport.errors import RecordError
 from ecgreport.leads import STANDARD_LEADS, canonical_lead
 from ecgreport.records import fastread
-from ecgreport.records.discover import RecordRef
+from ecgreport.records.discover import RecordRef, printable
 from ecgreport.records.fastread import RawSignal
 
 if TYPE_CHECKING:
@@ -258,7 +258,7 @@ def _locate(ref_or_path: RecordRef | str | os.PathLike) -> tuple[str, str]:
 
 def _display(path: str) -> str:
     """The header's file name, printable even if it is not valid UTF-8."""
-    return os.fsencode(os.path.basename(path)).decode("utf-8", "backslashreplace")
+    return printable(os.path.basename(path))
 
 
 _last_header: tuple = (None, None)  # ((path, inode, size, mtime), parsed): see below

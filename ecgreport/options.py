@@ -1,0 +1,114 @@
+"""The options of one `ecgreport batch` run: one frozen object, checked once.
+
+:class:`BatchOptions` is built by the command line (or a script), checked when it is
+made, handed whole to :func:`ecgreport.batch.run_batch` and to every worker process,
+and written into ``run.json`` (:meth:`BatchOptions.to_json`), so a result can be traced
+to the exact settings. A new option is one field here, with its check in
+:meth:`BatchOptions.__post_init__`.
+
+>>> BatchOptions("ecgs", "results", shard=(1, 2)).to_json()["shard"]
+'1/2'
+>>> BatchOptions("ecgs", "results", batch_size=0)
+Traceback (most recent call last):
+...
+ecgreport.options.UsageError: --batch-size must be at least 1, got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecgreport.errors import EcgReportError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class UsageError(EcgReportError):
+    """The arguments cannot work as given (exit code 2); the message says what to change."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Everything a batch run is asked to do.
+
+    ``folder``: WFDB records (searched recursively) or one ``.hea``; ``out_dir``: where the
+    outputs go; ``model``: bundle folder, None for the packaged one; ``batch_size``: ECG
+    windows per model call (a record is never split); ``max_windows``: windows analysed
+    per record, spread evenly; ``min_seconds``: shorter records fail; ``labels``: CSV of
+    extra labels scored as set ``custom``; ``top_k``: findings listed per record;
+    ``beams``: beam width (1 = greedy); ``max_tokens``: report length limit, None for the
+    bundle's own; ``shard``: ``(k, n)`` keeps record ``i`` of the sorted list when
+    ``i % n == k - 1``; ``workers``: processes running the model on the CPU (0: one per
+    core; 1: all in this process); ``read_workers``: threads reading ahead when the model
+    runs in this process (0: read in the calling thread); ``quiet``: no progress or
+    per-record messages.
+    """
+
+    folder: Path
+    out_dir: Path
+    model: Path | None = None
+    device: str = "auto"
+    batch_size: int = 64
+    max_windows: int = 6
+    min_seconds: float = 5.0
+    resume: bool = False
+    overwrite: bool = False
+    fail_fast: bool = False
+    labels: Path | None = None
+    top_k: int = 5
+    beams: int = 1
+    max_tokens: int | None = None
+    shard: tuple[int, int] | None = None
+    include_header_comments: bool = False
+    workers: int = 0
+    read_workers: int = 2
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        # Paths as Path whatever was given (frozen: set through object.__setattr__).
+        for name in ("folder", "out_dir", "model", "labels"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        if self.device not in DEVICES:
+            raise UsageError(f"--device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        for flag, value, least in [
+                ("--batch-size", self.batch_size, 1), ("--max-windows", self.max_windows, 1),
+                ("--top-k", self.top_k, 0), ("--beams", self.beams, 1),
+                ("--workers", self.workers, 0), ("--read-workers", self.read_workers, 0),
+                ("--max-tokens", 1 if self.max_tokens is None else self.max_tokens, 1)]:
+            if value < least:
+                raise UsageError(f"{flag} must be at least {least}, got {value}")
+        if not self.min_seconds >= 0:
+            raise UsageError(f"--min-seconds must be >= 0, got {self.min_seconds}")
+        if self.resume and self.overwrite:
+            raise UsageError("--resume and --overwrite exclude each other: choose one")
+        if self.shard is not None:
+            k, n = self.shard
+            if not 1 <= k <= n:
+                raise UsageError(f"shard K/N needs 1 <= K <= N, got {k}/{n}")
+
+    def to_json(self) -> dict:
+        """The options as ``run.json``'s ``arguments``: paths as text, ``shard`` as ``"K/N"``."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif f.name == "shard" and value is not None:
+                value = f"{value[0]}/{value[1]}"
+            out[f.name] = value
+        return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``; raises UsageError unless ``1 <= K <= N``."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like K/N (e.g. 1/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
