@@ -39,6 +39,7 @@ import numpy as np
 
 from ecgreport.errors import RecordError
 from ecgreport.leads import STANDARD_LEADS
+from ecgreport.measure.record import record_measurements, report_checks
 from ecgreport.records import HeaderInfo, RecordRef, read_header, read_record
 from ecgreport.records.discover import printable
 from ecgreport.signal import model_window, plan_windows
@@ -92,9 +93,11 @@ def record_fields(signal: NativeSignal) -> dict:
 
     The place for a step that needs the record's own signal (measurements, signal checks,
     pictures): call it here and return its fields, e.g. ``{"heart_rate_bpm": 72.0}``. A
-    step that raises RecordError fails the record with its message. None yet.
+    step that raises RecordError fails the record with its message.
     """
-    return {}
+    fields = {}
+    fields.update(record_measurements(signal.spans_mv, signal.fs_hz, signal.lead_mask))
+    return fields
 
 
 @dataclass
@@ -221,6 +224,7 @@ def infer_entries(items: list[Prepared], runner, beams: int, max_tokens: int | N
         for row, (item, text) in enumerate(zip(ok, texts)):
             item.entry.update(status="ok", **text, scoring=scoring, **sink.findings(
                 {name: np.asarray(scores[name])[row] for name in sink.label_sets}))
+            item.entry.update(report_checks(item.entry))  # text vs measurements
             item.windows = None  # free the signal before writing
     return [item.entry for item in items]
 
