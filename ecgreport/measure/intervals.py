@@ -277,6 +277,10 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
     lo, hi = f - int(0.06 * fs_hz), f + int(0.06 * fs_hz)
     peak = lo + int(np.argmax(velocity[lo:hi]))
     v_peak = float(velocity[peak])
+    if not v_peak > 0:
+        for key in interval_keys:
+            reasons[key] = "no QRS on the median beat (flat signal?)"
+        return _finish(out, details, peaks, fs_hz, {})
     # A wide or notched QRS (bundle branch block) can dip below the low threshold inside:
     # search outward only from its first / last steep part (above a third of the peak slope
     # within 150 ms before / 200 ms after the peak; T and P slopes stay well below that).

@@ -9,11 +9,15 @@ writes ``measurements.csv``).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ecgreport.leads import STANDARD_LEADS
 from ecgreport.measure.contradictions import check_report
-from ecgreport.measure.intervals import MEASUREMENT_KEYS, measure_ecg
+from ecgreport.measure.intervals import MEASUREMENT_KEYS, empty_measurements, measure_ecg
+
+logger = logging.getLogger(__name__)
 
 
 def record_measurements(spans_mv: list[np.ndarray], fs_hz: float, lead_mask: np.ndarray) -> dict:
@@ -22,7 +26,12 @@ def record_measurements(spans_mv: list[np.ndarray], fs_hz: float, lead_mask: np.
 
     The first span is measured (a 10 s ECG is one span; a long recording is measured on
     its first window, ``window_s`` seconds)."""
-    return {"measurements": measure_ecg(spans_mv[0], fs_hz, STANDARD_LEADS, lead_mask)}
+    try:
+        return {"measurements": measure_ecg(spans_mv[0], fs_hz, STANDARD_LEADS, lead_mask)}
+    except Exception as err:  # a measurement never fails the record: its reason is kept
+        logger.debug("measurement failed", exc_info=True)
+        return {"measurements": empty_measurements(
+            f"measurement failed: {type(err).__name__}: {err}")}
 
 
 def report_checks(entry: dict) -> dict:
