@@ -166,3 +166,15 @@ def test_batch_writes_measurements_everywhere(tmp_path):
     report = (out / "reports" / "slow.txt").read_text()
     assert f"Vent. rate      {m['heart_rate_bpm']} /min" in report
     assert report.index("Measurements") < report.index("Generated report")
+
+
+@pytest.mark.parametrize("fs", [50, 128, 257, 1000])
+def test_odd_inputs_give_reasons_not_exceptions(fs):
+    rng = np.random.default_rng(fs)
+    names = [f"L{i}" for i in range(12)]  # no standard limb leads: no axes, with a reason
+    for signal in (rng.normal(0, 1, (12, fs * 3)), np.full((12, fs * 3), np.nan),
+                   np.cumsum(rng.normal(0, 0.1, (12, fs * 10)), axis=1),
+                   synthetic_ecg(fs_hz=fs, heart_rate=210, duration_s=4)[0] * 40):
+        m = measure_ecg(signal, fs, names)
+        assert set(m) == set(MEASUREMENT_KEYS) | {"reasons"}
+        assert all(k in m["reasons"] for k in MEASUREMENT_KEYS if m[k] is None)
