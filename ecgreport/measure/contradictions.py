@@ -70,7 +70,9 @@ def check_report(text: str, measurements: dict) -> dict:
     ``text``: the generated report (any case); ``measurements``: the dict of
     :func:`ecgreport.measure.measure_ecg` (None values are never held against the text).
     Returns ``{"text": corrected text (lower case, as the model writes it), "flags": [...]}``,
-    each flag ``{"statement", "action": "corrected" | "flagged", "message"}``.
+    each flag ``{"statement", "action": "corrected" | "flagged", "message"}``; ``statement``
+    is the SCP code of the phrase (SR, SBRAD, STACH, AFIB, 1AVB, CLBBB, CRBBB), or "rhythm"
+    (sinus rhythm said, irregular without P waves measured), "wide QRS", LAD or RAD.
     """
     out = " ".join(text.lower().split())
     flags: list[dict] = []
@@ -88,29 +90,28 @@ def check_report(text: str, measurements: dict) -> dict:
     # ACC/AHA/HRS cut-off, and PTB-XL's: SBRAD in 5 % of its fold-9 records at 50-59 /min,
     # 73 % at 45-49), at 50-59 /min only flagged (bradycardia by the < 60 /min definition)
     if hr is not None:
-        for pattern, said, wrong, word in (
-                (_SBRAD, "sinus bradycardia", hr >= 60 + RATE_MARGIN,
+        for pattern, code, said, wrong, word in (
+                (_SBRAD, "SBRAD", "sinus bradycardia", hr >= 60 + RATE_MARGIN,
                  "sinus tachycardia" if hr > 100 else "sinus rhythm"),
-                (_STACH, "sinus tachycardia", hr <= 100 - RATE_MARGIN,
+                (_STACH, "STACH", "sinus tachycardia", hr <= 100 - RATE_MARGIN,
                  "sinus bradycardia" if hr < BRADY_SURE else "sinus rhythm"),
-                (_SR, "sinus rhythm", hr < BRADY_SURE or hr > 100 + RATE_MARGIN,
+                (_SR, "SR", "sinus rhythm", hr < BRADY_SURE or hr > 100 + RATE_MARGIN,
                  "sinus bradycardia" if hr < 60 else "sinus tachycardia")):
             match = _find(pattern, out)
             if match and wrong:
                 out = out[:match.start()] + word + out[match.end():]
-                flag(said.upper().replace(" ", "_"), "corrected",
-                     f"generated text says {said}; measured rate {hr} /min")
+                flag(code, "corrected", f"generated text says {said}; measured rate {hr} /min")
                 break
         else:
             if _find(_SR, out) and hr < 60:
-                flag("SINUS_RHYTHM", "flagged", f"generated text says sinus rhythm; measured rate "
-                                                f"{hr} /min (sinus bradycardia below 60 /min)")
+                flag("SR", "flagged", f"generated text says sinus rhythm; measured rate "
+                                      f"{hr} /min (sinus bradycardia below 60 /min)")
     # atrial fibrillation against the rhythm's regularity and P waves
     if _find(_AFIB, out) and irregular is False and pr is not None:
         flag("AFIB", "flagged", f"generated text says atrial fibrillation; measured rhythm regular "
                                 f"(rate {hr} /min) with P waves (PR {pr} ms)")
     elif _find(_SR, out) and irregular is True and pr is None:
-        flag("SR", "flagged", "generated text says sinus rhythm; measured rhythm irregular "
+        flag("rhythm", "flagged", "generated text says sinus rhythm; measured rhythm irregular "
                               "without consistent P waves")
     # first-degree AV block
     match = _find(_AVB1, out)
@@ -133,7 +134,7 @@ def check_report(text: str, measurements: dict) -> dict:
                  f"generated text says {name}; measured QRS {qrs} ms")
     if (qrs is not None and qrs >= 120 + QRS_MARGIN and not _find(_LBBB, out)
             and not _find(_RBBB, out)):
-        flag("QRS", "flagged", f"measured QRS {qrs} ms (wide) but the text names no bundle "
+        flag("wide QRS", "flagged", f"measured QRS {qrs} ms (wide) but the text names no bundle "
                                "branch block")
     # axis words
     if axis is not None:

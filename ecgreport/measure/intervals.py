@@ -15,22 +15,29 @@ the one interpretive electrocardiographs use, cut to what fits in about 1 ms per
    epochs only), each lead's epoch minus its own mean (removes baseline wander between
    beats), then the median over beats: ``(n_leads, n_window)``.
 4. **Global delineation on the median beats**, as the standard defines global boundaries
-   (one onset and offset for all leads): the spatial velocity ``A(t)`` (root sum of squared
-   slopes over the leads) marks the QRS (onset and offset where ``A`` falls below a fraction
-   of its QRS peak and stays below for 12 ms); the spatial magnitude ``M(t)`` (root sum of
-   squares of the baseline-corrected median beats, baseline = the PR segment just before QRS
-   onset) marks P and T: T peak = the largest ``M`` after the QRS, T end by the tangent method
-   (steepest descent of ``M`` after the T peak, extended to ``M``'s floor); P peak = the
+   (one onset and offset for all leads). At 250 Hz and above a 6 ms running median first
+   removes pacemaker spikes. The spatial velocity ``A(t)`` (root sum of squared slopes over
+   the leads) marks the QRS: onset and offset where ``A`` falls below a fraction of its QRS
+   peak and stays below for 12 ms, searched outward from the QRS's first and last steep
+   parts (so a notched, wide QRS is not cut at its notch). The spatial magnitude ``M(t)``
+   (root sum of squares of the baseline-corrected median beats, baseline = the PR segment
+   just before QRS onset) marks P and T: T peak = the largest ``M`` within 0.1 s + RR/2 of
+   QRS onset, T end by the tangent method (steepest descent of ``M`` between the T peak and
+   where it has fallen by two thirds, extended to ``M``'s floor, never past where ``M`` is
+   within 10 % of it), plus a fixed 25 ms (the method's bias on LUDB 1-99); P peak = the
    largest ``M`` between the previous T end and the QRS, P onset/offset where ``M`` falls
-   below a fraction of the P peak. Crossings are interpolated between samples, so 100 Hz
-   records are not rounded to 10 ms.
+   below 15 % of the P peak above its floor. A P wave must be present in the single beats
+   too (their P segments correlate with the median's), else PR is None: atrial
+   fibrillation's waves do not repeat. Crossings are interpolated between samples, so
+   100 Hz records are not rounded to 10 ms.
 5. **Frontal axes** from the net areas of P, QRS and T (onset to offset on the median beats)
    in leads I and aVF (or II: the frontal components are ``x = I``,
    ``y = (2 II - I) / sqrt(3) = 2 aVF / sqrt(3)``), as ``atan2(y, x)`` in degrees, -180..180.
 
 The thresholds (``PARAMS``) were set on LUDB records 1-99 (cardiologists' delineation,
-Kalyakulina et al. 2020); ``scripts/validate_measurements.py`` reports records 101-199
-separately as the held-out half.
+Kalyakulina et al. 2020) and, for the QRS offset, on PTB-XL fold 9 (Wagner et al. 2020:
+bundle branch blocks); ``scripts/validate_measurements.py`` reports LUDB records 101-199
+separately as the held-out half and PTB-XL fold 10 as the test fold (docs/measurements.md).
 
 Every value that cannot be measured is None with a reason, never a made-up number.
 """
@@ -54,8 +61,6 @@ class Params:
 
     qrs_on_frac: float = 0.07   # A(t) below this fraction of the QRS peak slope: QRS onset
     qrs_off_frac: float = 0.05  # ... QRS offset (low: the slurred terminal S of RBBB)
-    per_lead_qrs: bool = False  # QRS bounds per lead, then the median over leads
-    lead_frac: float = 0.15     # a lead's QRS bounds: its slope below this fraction of its peak
     steep_frac: float = 0.3     # the QRS's steep parts: slope above this fraction of its peak
     p_frac: float = 0.15        # M(t) above its floor by less than this fraction of P: P bounds
     t_end_shift_s: float = 0.025  # added to the tangent-method T end (its bias on LUDB 1-99)
@@ -145,32 +150,6 @@ def _cross_fwd(curve: np.ndarray, start: int, stop: int, threshold: float, hold:
         frac = (curve[j - 1] - threshold) / (curve[j - 1] - curve[j])
         return j - 1 + min(max(frac, 0.0), 1.0)
     return float(j)
-
-
-def _per_lead_qrs(abs_slope: np.ndarray, first: int, last: int, params: Params, hold: int,
-                  fs_hz: float) -> tuple[float, float] | None:
-    """Median over leads of each lead's QRS onset / offset (samples of ``abs_slope``
-    ``(n_leads, n_window - 1)``): where the lead's slope falls below ``lead_frac`` of its
-    own QRS peak slope for ``hold`` samples, outward from the global steep part
-    ``[first, last]``. Leads with a QRS slope under a fifth of the largest are skipped."""
-    peak = abs_slope[:, first:last + 1].max(axis=1)
-    keep = peak >= 0.2 * peak.max()
-    s = abs_slope[keep] / peak[keep, None]
-    below = (s < params.lead_frac).astype(np.int32)
-    c = np.concatenate((np.zeros((below.shape[0], 1), np.int32), np.cumsum(below, axis=1)), axis=1)
-    flat = (c[:, hold:] - c[:, :-hold]) == hold  # flat[l, j]: below on [j, j + hold)
-    w = flat.shape[1]
-    lo = max(0, first - int(0.15 * fs_hz))
-    hi = min(w, last + int(0.15 * fs_hz))
-    before = flat[:, lo:first + 1]
-    after = flat[:, last:hi]
-    ok = before.any(axis=1) & after.any(axis=1)
-    if ok.sum() < 2:
-        return None
-    # last flat run ending before `first`, first flat run starting after `last`
-    on = lo + before.shape[1] - 1 - np.argmax(before[:, ::-1], axis=1) + hold
-    off = last + np.argmax(after, axis=1)
-    return float(np.median(on[ok])) + 0.5, float(np.median(off[ok])) + 0.5
 
 
 def _frontal(leads: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -291,11 +270,6 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
                          params.qrs_on_frac * v_peak, hold)
     qrs_off = _cross_fwd(velocity, last, min(velocity.size, f + int(0.3 * fs_hz)),
                          params.qrs_off_frac * v_peak, hold)
-    if qrs_on is not None and qrs_off is not None and params.per_lead_qrs:
-        # the reference definition: each lead's own onset/offset, the median over leads
-        per = _per_lead_qrs(np.abs(slope), first, last, params, hold, fs_hz)
-        if per is not None:
-            qrs_on, qrs_off = per
     if qrs_on is None or qrs_off is None:
         for key in interval_keys:
             reasons[key] = "QRS boundaries not found on the median beat (noise?)"
