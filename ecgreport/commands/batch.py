@@ -61,8 +61,10 @@ def batch(
     windows. Into --out go:
 
     \b
-      reports/<record>.txt  disclaimer, generated report, top findings, input warnings
+      reports/<record>.txt  disclaimer, measurements, generated report (checked against
+                            the measurements), top findings, input warnings
       diagnoses.csv         one row per record, one column per label (cosine similarity)
+      measurements.csv      rate, PR, QRS, QT/QTc, axes per record (written at the end)
       records.jsonl         everything per record, including why a record failed
       run.json              tool version, model checksum, arguments, counts, timing
 

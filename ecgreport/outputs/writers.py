@@ -17,7 +17,9 @@ Every file is written so that a reader never sees half of it:
 
 A ``records.jsonl`` line is the source of truth for a record; the CSV row and the report
 text are both derived from it (:func:`csv_row`, :func:`report_text`), so ``--resume`` and
-:func:`merge_outputs` can rebuild them consistently.
+:func:`merge_outputs` can rebuild them consistently. ``measurements.csv`` is rebuilt from
+``records.jsonl`` whenever a run closes its logs (:func:`write_measurements_csv`), so it
+holds exactly the measurements the JSONL holds.
 
 Merging the outputs of ``--shard K/N`` runs::
 
