@@ -178,3 +178,23 @@ def test_odd_inputs_give_reasons_not_exceptions(fs):
         m = measure_ecg(signal, fs, names)
         assert set(m) == set(MEASUREMENT_KEYS) | {"reasons"}
         assert all(k in m["reasons"] for k in MEASUREMENT_KEYS if m[k] is None)
+
+
+def test_measurements_csv_follows_records_jsonl(tmp_path):
+    """measurements.csv is rebuilt from records.jsonl (after --resume or a merge too):
+    a failed record has a row with empty values, a not-measured value its reason."""
+    from ecgreport.outputs import writers
+
+    ok = {"record_id": "a", "status": "ok", "measurements": {
+        **dict.fromkeys(MEASUREMENT_KEYS), "heart_rate_bpm": 48, "rr_irregular": True,
+        "reasons": {"pr_ms": "no consistent P wave"}}}
+    failed = {"record_id": "b", "status": "failed", "error": "b.hea: truncated"}
+    (tmp_path / writers.RECORDS_JSONL).write_text(
+        writers.jsonl_line(ok) + writers.jsonl_line(failed))
+    writers.write_measurements_csv(tmp_path)
+    with open(tmp_path / writers.MEASUREMENTS_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["record_id"] for r in rows] == ["a", "b"]
+    assert rows[0]["heart_rate_bpm"] == "48" and rows[0]["rr_irregular"] == "true"
+    assert rows[0]["pr_ms"] == "" and rows[0]["not_measured"] == "pr_ms: no consistent P wave"
+    assert rows[1]["status"] == "failed" and rows[1]["heart_rate_bpm"] == ""
