@@ -198,3 +198,19 @@ def test_measurements_csv_follows_records_jsonl(tmp_path):
     assert rows[0]["heart_rate_bpm"] == "48" and rows[0]["rr_irregular"] == "true"
     assert rows[0]["pr_ms"] == "" and rows[0]["not_measured"] == "pr_ms: no consistent P wave"
     assert rows[1]["status"] == "failed" and rows[1]["heart_rate_bpm"] == ""
+
+
+def test_peak_finder_matches_scipy():
+    """The numpy peak finder promises scipy.signal.find_peaks(height=, distance=)."""
+    from scipy.signal import find_peaks
+
+    from ecgreport.measure.intervals import _peaks
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        curve = rng.random(int(rng.integers(3, 400)))
+        if trial % 2:
+            curve = np.convolve(curve, np.ones(5) / 5, mode="same")
+        height, distance = float(rng.uniform(0, 1)), int(rng.integers(1, 40))
+        np.testing.assert_array_equal(_peaks(curve, height, distance),
+                                      find_peaks(curve, height=height, distance=distance)[0])

@@ -1,6 +1,6 @@
 """Measurements a reader can check against the tracing: rate, PR, QRS, QT/QTc, axes.
 
-:func:`measure_ecg` (numpy/scipy only) measures one record on its own sampling rate;
+:func:`measure_ecg` (numpy only) measures one record on its own sampling rate;
 :func:`check_report` flags statements of a generated report that the measurements contradict.
 """
 
