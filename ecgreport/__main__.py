@@ -2,4 +2,4 @@
 
 from ecgreport.cli import app
 
-app()
+app(prog_name="ecgreport")

@@ -23,7 +23,6 @@ the shards' folders with ``ecgreport merge OUT1 OUT2 ... --into OUT``.
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import logging
 import math
@@ -41,9 +40,10 @@ from rich.markup import escape
 from rich.text import Text
 
 from ecgreport import __version__, parallel
-from ecgreport.errors import BundleError, EcgReportError, ExitCode
+from ecgreport.errors import BundleError, EcgReportError, ExitCode, UsageError, check_output_folder
+from ecgreport.labelsets import read_labels_csv
 from ecgreport.onnx.runtime import add_label_set, choose_providers
-from ecgreport.options import BatchOptions, UsageError, parse_shard
+from ecgreport.options import BatchOptions, parse_shard
 from ecgreport.outputs import writers
 from ecgreport.outputs.sink import BatchSink, failure_line
 from ecgreport.pipeline import RecordSpec, infer_entries, prepare_record, window_batches
@@ -128,6 +128,9 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
     console = console or Console(stderr=True)
     opts = options
     folder, out_dir, quiet = opts.folder, opts.out_dir, opts.quiet
+    check_output_folder(out_dir)
+    # Read before the folder scan, so a bad file fails fast: {label: prompts}.
+    custom = read_labels_csv(opts.labels) if opts.labels is not None else None
     try:
         refs = find_records(folder)
     except FileNotFoundError as err:
@@ -143,7 +146,6 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
         raise UsageError(
             f"{out_dir} already holds the outputs of a batch run ({', '.join(present)}): "
             "add --resume to continue that run, or --overwrite to replace its outputs")
-    custom = _read_labels_csv(opts.labels) if opts.labels is not None else None
 
     runner_given = runner is not None
     n_workers = opts.workers or parallel.auto_workers()  # 0: one per core
@@ -157,14 +159,16 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
         if CUSTOM_SET in label_sets:
             raise UsageError(f"the bundle already has a label set named {CUSTOM_SET!r}")
         try:
+            names, prompts = list(custom), list(custom.values())
+            descriptions_custom = [p[0] for p in prompts]
             if runner is not None:
-                runner.add_label_set(CUSTOM_SET, list(custom), list(custom.values()))
+                runner.add_label_set(CUSTOM_SET, names, descriptions_custom, prompts)
             else:  # the workers, forked later, inherit the bundle with the new set
-                add_label_set(bundle, CUSTOM_SET, list(custom), list(custom.values()))
+                add_label_set(bundle, CUSTOM_SET, names, descriptions_custom, prompts)
         except RuntimeError as err:
             raise EcgReportError(f"--labels needs the text model: {err}") from err
         label_sets[CUSTOM_SET] = list(custom)
-        descriptions[CUSTOM_SET] = dict(custom)
+        descriptions[CUSTOM_SET] = dict(zip(names, descriptions_custom))
     if runner is not None:
         summary.provider = str(getattr(runner, "provider", ""))
         note = getattr(runner, "note", None)  # e.g. "--device cuda: ...; running on the CPU"
@@ -329,30 +333,6 @@ def _progress(console: Console, quiet: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     _RateColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                     console=console, disable=quiet)
-
-
-# ---------------------------------------------------------------- labels
-
-
-def _read_labels_csv(path: Path) -> dict[str, str]:
-    """``label,description`` rows -> {label: description} (a header row is skipped; an
-    empty description is the label itself)."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read --labels file {path}: {err}") from None
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["label", "description"]:
-        rows = rows[1:]
-    labels: dict[str, str] = {}
-    for row in rows:
-        label = row[0].strip()
-        if label in labels:
-            raise UsageError(f"--labels file {path}: label {label!r} appears twice")
-        labels[label] = row[1].strip() if len(row) > 1 and row[1].strip() else label
-    if not labels:
-        raise UsageError(f"--labels file {path} has no labels (expected rows: label,description)")
-    return labels
 
 
 def _now() -> str:

@@ -11,7 +11,7 @@ to the exact settings. A new option is one field here, with its check in
 >>> BatchOptions("ecgs", "results", batch_size=0)
 Traceback (most recent call last):
 ...
-ecgreport.options.UsageError: --batch-size must be at least 1, got 0
+ecgreport.errors.UsageError: --batch-size must be at least 1, got 0
 """
 
 from __future__ import annotations
@@ -20,13 +20,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecgreport.errors import EcgReportError
+from ecgreport.errors import UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
-
-
-class UsageError(EcgReportError):
-    """The arguments cannot work as given (exit code 2); the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +105,9 @@ def parse_shard(text: str) -> tuple[int, int]:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
         raise UsageError(f"--shard must look like K/N (e.g. 1/4), got {text!r}") from None
+    if k == 0 and n > 0:  # a 0-based array index passed as is
+        raise UsageError(f"--shard K/N counts K from 1, got {text!r}: for a 0-based index "
+                         "(SLURM_ARRAY_TASK_ID) pass $((INDEX+1))/N")
     if not 1 <= k <= n:
         raise UsageError(f"--shard K/N needs 1 <= K <= N, got {text!r}")
     return k, n

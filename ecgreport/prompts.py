@@ -118,28 +118,6 @@ def build_label_sets(scp_statements_csv: Path) -> dict[str, list[Label]]:
     return {k: v for k, v in sets.items() if v}
 
 
-def read_label_csv(path: Path) -> list[Label]:
-    """A user's own classes: a CSV with columns `label,description` (more prompts may follow
-    in further columns). The description is the prompt."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or [h.strip().lower() for h in header[:2]] != ["label", "description"]:
-            raise ValueError(f"{path}: expected a header row 'label,description'")
-        labels = []
-        for n, row in enumerate(reader, start=2):
-            if not row or not row[0].strip():
-                continue
-            if len(row) < 2 or not row[1].strip():
-                raise ValueError(f"{path}, line {n}: label {row[0]!r} has no description")
-            prompts = [c.strip() for c in row[1:] if c.strip()]
-            labels.append(Label(row[0].strip(), row[1].strip(), prompts))
-    if not labels:
-        raise ValueError(f"{path}: no labels")
-    return labels
-
-
 def ensemble_embeddings(embed, labels: list[Label]) -> np.ndarray:
     """(n_labels, D) unit vectors: the normalised mean of each label's prompt embeddings.
 

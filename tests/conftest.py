@@ -1,7 +1,7 @@
 """Shared test helpers: where the real fixture records live, and tiny WFDB record writers.
 
-The fixtures are not in the repository: CI clones the repo with ``shared/`` beside it,
-so they are found relative to this file. Tests that need them skip when absent.
+The fixtures are real PTB-XL records copied into ``tests/data/fixtures`` (CC BY 4.0; source
+and attribution in ``tests/data/README.md``), so the whole suite runs in any clone.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import wfdb
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "data" / "fixtures"
 
-_MISSING = f"fixture records not found at {FIXTURES} (clone the repo with shared/ beside it)"
+_MISSING = f"fixture records not found at {FIXTURES} (they are part of the repository: a partial checkout?)"
 
 
 @pytest.fixture

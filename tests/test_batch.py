@@ -100,10 +100,11 @@ class FakeRunner:
         np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
         return {name: embedding @ vectors.T for name, vectors in self.label_vectors.items()}
 
-    def add_label_set(self, name: str, labels: list[str], descriptions: list[str]) -> None:
+    def add_label_set(self, name: str, labels: list[str], descriptions: list[str],
+                      prompts: list[list[str]] | None = None) -> None:
         if not self.text_model:
             raise RuntimeError("the text model is not installed: pip install ecgreport[train]")
-        self.added[name] = (labels, descriptions)
+        self.added[name] = (labels, descriptions, prompts)
         rng = np.random.default_rng(1)
         self.label_vectors[name] = _unit(rng.normal(size=(len(labels), DIM)))
 
@@ -246,7 +247,7 @@ def test_bad_inputs_do_not_stop_the_batch(tmp_path):
                       "g_empty": "failed", "h_caf\\xe9": "ok"}
     errors = {e["record_id"]: e["error"] for e in entries}
     assert "b_truncated.hea: signal file b_truncated.dat is truncated" in errors["b_truncated"]
-    assert errors["c_junk"].startswith("c_junk.hea: cannot parse header")
+    assert errors["c_junk"].startswith("c_junk.hea: header line 1 (record line): number of signals")
     assert errors["e_two_seconds"] == ("e_two_seconds.hea: record too short: 2.00 s, "
                                        "the minimum is 5 s")
     assert errors["f_all_nan"].startswith("f_all_nan.hea: ")
@@ -493,10 +494,11 @@ def test_header_comments_not_copied_unless_asked(tmp_path):
 def test_custom_labels(tmp_path):
     twelve_lead(tmp_path / "in", "r")
     labels = tmp_path / "labels.csv"
-    labels.write_text("label,description\nLVH,left ventricular hypertrophy\nBRADY,\n")
+    labels.write_text("label,description,prompt\nLVH,left ventricular hypertrophy,lvh\nBRADY,bradycardia\n")
     runner = FakeRunner()
     run(tmp_path / "in", tmp_path / "out", runner, labels=labels)
-    assert runner.added["custom"] == (["LVH", "BRADY"], ["left ventricular hypertrophy", "BRADY"])
+    assert runner.added["custom"] == (["LVH", "BRADY"], ["left ventricular hypertrophy", "bradycardia"],
+                                      [["left ventricular hypertrophy", "lvh"], ["bradycardia"]])
     rows, header, entries, run_json = read_outputs(tmp_path / "out")
     assert header[-4:] == ["custom:LVH", "custom:BRADY", "top_findings", "error"]
     assert set(entries[0]["scores"]["custom"]) == {"LVH", "BRADY"}
@@ -506,7 +508,7 @@ def test_custom_labels(tmp_path):
 def test_custom_labels_without_text_model(tmp_path):
     twelve_lead(tmp_path / "in", "r")
     labels = tmp_path / "labels.csv"
-    labels.write_text("LVH,left ventricular hypertrophy\n")
+    labels.write_text("label,description\nLVH,left ventricular hypertrophy\n")
     with pytest.raises(EcgReportError, match=r"pip install ecgreport\[train\]"):
         run(tmp_path / "in", tmp_path / "out", FakeRunner(text_model=False), labels=labels)
     with pytest.raises(UsageError, match="no labels"):

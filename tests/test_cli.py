@@ -278,3 +278,213 @@ def test_batch_path_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- help at 80 columns
+
+COMMANDS = ["batch", "info", "train", "export-onnx", "evaluate"]
+
+
+def _click_app():
+    return typer.main.get_command(APP)
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_readable_at_80_columns(command):
+    args = [command, "--help"] if command else ["--help"]
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(APP, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    usage = lines[0]
+    assert usage.startswith("Usage: ") and "{" not in usage and "}" not in usage, usage
+    if command in ("batch", "export-onnx"):
+        assert usage.endswith("[OPTIONS] FOLDER" if command == "batch" else "[OPTIONS] CHECKPOINT")
+    assert "<bool>" not in result.stdout and "<list[" not in result.stdout
+    for line in lines:
+        assert len(line) <= 80, f"wider than 80 columns: {line!r}"
+        # textwrap breaks at hyphens: a line ending in "word-" cut a word in two
+        assert not (line.rstrip().endswith("-") and line.rstrip()[-2:-1].isalpha()), line
+    # Descriptions start by column 40, so they have at least 38 columns (rich's boxes
+    # left 12): every continuation line of the option list is indented 40 or less.
+    if "Options:" in lines:
+        for line in lines[lines.index("Options:") + 1:]:
+            if line.strip() and not line.lstrip().startswith("-"):
+                assert len(line) - len(line.lstrip()) <= 40, line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_has_a_description(command):
+    cmd = _click_app().commands[command]
+    for param in cmd.params:
+        assert (param.help or "").strip(), f"{command} {param.name} has no help text"
+    flags = [p for p in cmd.params if getattr(p, "is_flag", False)]
+    assert flags, "every command has at least --help-like flags to check"
+
+
+def test_group_help_lists_each_command_and_the_exit_codes():
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(APP, ["--help"])
+    text = " ".join(result.stdout.split())
+    for command in COMMANDS:
+        assert f" {command} " in text
+    commands = result.stdout[result.stdout.index("Commands:"):]
+    assert "..." not in commands  # no command summary cut short
+    for code in ExitCode:
+        assert f"{int(code)} " in text
+
+
+def test_export_help_explains_its_defaults_and_the_shipped_bundles():
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(APP, ["export-onnx", "--help"])
+    text = " ".join(result.stdout.split())
+    assert "[default: knn]" in text and "[default: consensus]" in text
+    assert "shipped bundle uses --scoring direct and --report-method decoder" in text
+    assert "fold 9" in text
+
+
+# ---------------------------------------------------------------- one exit-code table
+
+
+def _app_raising(err: BaseException) -> typer.Typer:
+    """A one-command app whose command raises ``err``, wrapped by the CLI's handler."""
+    from ecgreport.cli import handle_errors
+
+    app = typer.Typer()
+
+    @app.command()
+    @handle_errors
+    def boom() -> None:
+        raise err
+
+    @app.command()
+    def other() -> None:  # a second command, so that typer keeps the command name
+        pass
+
+    return app
+
+
+@pytest.mark.parametrize("err, code", [
+    ("UsageError", ExitCode.USAGE),
+    ("LabelsFileError", ExitCode.USAGE),
+    ("BundleError", ExitCode.BAD_BUNDLE),
+    ("RecordError", ExitCode.SOME_RECORDS_FAILED),
+    ("DataError", ExitCode.FATAL),
+    ("MissingExtraError", ExitCode.FATAL),
+    ("EcgReportError", ExitCode.FATAL),
+])
+def test_each_error_class_carries_one_exit_code(err, code):
+    import ecgreport.errors as errors
+
+    cls = getattr(errors, err)
+    assert errors.exit_code_for(cls("x")) == code
+    result = CliRunner().invoke(_app_raising(cls("where: what went wrong")), ["boom"])
+    assert result.exit_code == code
+    assert result.stderr == "error: where: what went wrong\n" and result.stdout == ""
+
+
+def test_other_exceptions_are_fatal_in_one_line():
+    result = CliRunner().invoke(_app_raising(ValueError("a bug")), ["boom"])
+    assert result.exit_code == ExitCode.FATAL
+    assert result.stderr.startswith("error: ValueError: a bug (run `ecgreport -v boom ...`")
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(_app_raising(KeyboardInterrupt()), ["boom"])
+    assert result.exit_code == ExitCode.INTERRUPTED and "Traceback" not in result.output
+
+
+def test_messages_are_never_read_as_markup():
+    from ecgreport.errors import MissingExtraError
+
+    err = MissingExtraError.train("[bold]this[/bold]")
+    result = CliRunner().invoke(_app_raising(err), ["boom"])
+    assert 'pip install "ecgreport[train]"' in result.stderr
+    assert "[bold]this[/bold]" in result.stderr
+
+
+def test_train_without_the_extra_prints_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ecgreport.training.loop", None)  # import fails
+    result = invoke("train", "--data", tmp_path, "--out", tmp_path / "run")
+    assert result.exit_code == ExitCode.FATAL
+    assert 'training needs the train extra: pip install "ecgreport[train]"' in result.stderr
+
+
+def _touch(path: Path) -> Path:
+    path.write_text("not a folder\n")
+    return path
+
+
+def test_out_naming_a_file_is_a_usage_error_in_every_command(tmp_path, fake_model):
+    twelve_lead(tmp_path / "in", "a")
+    out = _touch(tmp_path / "out.txt")
+    checkpoint = _touch(tmp_path / "best.pt")
+    for args in (["batch", tmp_path / "in", "--out", out],
+                 ["train", "--data", tmp_path / "in", "--out", out],
+                 ["export-onnx", checkpoint, "--out", out]):
+        result = invoke(*args)
+        assert result.exit_code == ExitCode.USAGE, (args, result.output)
+        assert f"--out {out} is a file, not a folder" in " ".join(result.stderr.split())
+    result = invoke("evaluate", "--data", tmp_path / "in", "--json", tmp_path)
+    assert result.exit_code == ExitCode.USAGE and "is a folder" in result.stderr
+
+
+def test_the_same_error_has_the_same_code_in_evaluate_and_export(tmp_path, monkeypatch):
+    """A ValueError was exit 5 in export-onnx and 2 in evaluate: now any command maps an
+    exception the same way (here: a bug is 1, a bad --labels file 2)."""
+    import ecgreport.evaluation.run as run_module
+
+    def crash(*args, **kwargs):
+        raise ValueError("something broke")
+
+    monkeypatch.setattr(run_module, "evaluate", crash)
+    (tmp_path / "data").mkdir()
+    result = invoke("evaluate", "--data", tmp_path / "data", "-q")
+    assert result.exit_code == ExitCode.FATAL and "ValueError: something broke" in result.stderr
+    bad_labels = tmp_path / "labels.csv"
+    bad_labels.write_text("label;description\n")
+    for args in (["export-onnx", _touch(tmp_path / "best.pt"), "--out", tmp_path / "b"],
+                 ["batch", tmp_path / "data", "--out", tmp_path / "o"]):
+        result = invoke(*args, "--labels", bad_labels)
+        assert result.exit_code == ExitCode.USAGE, result.output
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line_exit_5(tmp_path):
+    pytest.importorskip("torch")
+    result = invoke("export-onnx", _touch(tmp_path / "best.pt"), "--out", tmp_path / "bundle")
+    assert result.exit_code == ExitCode.BAD_BUNDLE, result.output
+    assert "best.pt: not a readable training checkpoint" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
+def test_the_text_models_progress_bars_never_show(tmp_path):
+    """`Loading weights: 100%|...` from transformers appeared on stderr with --labels."""
+    pytest.importorskip("transformers")
+    code = ("from ecgreport.model.text_encoder import TextEncoder\n"
+            "TextEncoder().embed(['sinus rhythm'])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Loading weights" not in result.stderr and "it/s" not in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------- README
+
+
+def test_readme_exit_code_table_is_the_one_in_errors():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Exit codes"):readme.index("### Many machines")]
+    codes = [int(line.split("|")[1]) for line in section.splitlines()
+             if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert codes == [int(code) for code in ExitCode]
+
+
+def test_readme_slurm_example_works_for_0_based_array_ids():
+    from ecgreport.batch import UsageError, parse_shard
+
+    readme = (REPO / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("ecgreport batch") and "SLURM" in ln)
+    shard_arg = line.split("--shard ", 1)[1].split()[0]
+    shards = set()
+    for task_id in range(4):  # sbatch --array=0-3
+        expanded = subprocess.run(["bash", "-c", f"echo {shard_arg}"], capture_output=True, text=True,
+                                  env={"SLURM_ARRAY_TASK_ID": str(task_id)}, check=True).stdout.strip()
+        shards.add(parse_shard(expanded))
+    assert shards == {(1, 4), (2, 4), (3, 4), (4, 4)}
+    with pytest.raises(UsageError, match=r"counts K from 1.*\$\(\(INDEX\+1\)\)/N"):
+        parse_shard("0/4")

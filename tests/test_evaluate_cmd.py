@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from conftest import PTBXL_MINI
 from ecgreport.cli import app
 
-pytestmark = pytest.mark.skipif(not PTBXL_MINI.is_dir(), reason="needs ../shared/data/fixtures/ptb-xl-mini")
+pytestmark = pytest.mark.skipif(not PTBXL_MINI.is_dir(), reason=f"fixture records absent at {PTBXL_MINI}")
 
 
 def _run(model, tmp_path, *extra):

@@ -15,12 +15,14 @@ from ecgreport.evaluation.labels import load_ptbxl_labels, load_scp_statements
 from ecgreport.evaluation.statements import extract_statements, extractor_agreement, statement_scores
 from ecgreport.evaluation.text_metrics import caption_scores, java_available
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-MINI = SHARED_DATA / "fixtures" / "ptb-xl-mini"
-FULL = SHARED_DATA / "ptb-xl"
+from conftest import PTBXL_MINI as MINI
+
+# The full PTB-XL tables are not in the repository (tens of MB): only the development machine
+# has them, in the shared data folder beside the clone.
+FULL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb-xl"
 
 needs_mini = pytest.mark.skipif(not (MINI / "ptbxl_database.csv").exists(), reason="ptb-xl-mini fixture absent")
-needs_full = pytest.mark.skipif(not (FULL / "reports_en.csv").exists(), reason="full PTB-XL CSVs absent")
+needs_full = pytest.mark.skipif(not (FULL / "reports_en.csv").exists(), reason=f"full PTB-XL tables (not in the repository) absent at {FULL}")
 needs_java = pytest.mark.skipif(not java_available(), reason="java not installed (PTB tokenizer, METEOR)")
 
 # Real English PTB-XL reports (reports_en.csv, folds 1-8) and the codes the extractor must read.

@@ -16,7 +16,7 @@ from conftest import ecg_like, fixture_headers, write_record
 from ecgreport.errors import RecordError
 from ecgreport.leads import STANDARD_LEADS, canonical_lead
 from ecgreport.records import RecordRef, fastread, find_records, read_header, read_record
-from ecgreport.signal import plan_windows
+from ecgreport.signal import model_window, plan_windows
 
 FIXTURE_HEADERS = fixture_headers("ptb-xl-mini", "challenge-2021")
 ROW = {lead: i for i, lead in enumerate(STANDARD_LEADS)}
@@ -343,10 +343,78 @@ def test_missing_signal_and_header_files(tmp_path):
 
 def test_unparsable_header(tmp_path):
     (tmp_path / "junk.hea").write_text("this is not\na WFDB header ((\n")
-    with pytest.raises(RecordError, match=r"^junk\.hea: cannot parse header: "):
-        read_record(tmp_path / "junk.hea")
-    with pytest.raises(RecordError, match=r"^junk\.hea: cannot parse header: "):
-        read_header(tmp_path / "junk.hea")
+    message = "junk.hea: header line 1 (record line): number of signals 'is' is not a whole number >= 0"
+    for read in (read_record, read_header):
+        with pytest.raises(RecordError) as err:
+            read(tmp_path / "junk.hea")
+        assert str(err.value) == message
+
+
+# Headers that once gave Python's own messages ("list index out of range", "float division
+# by zero", "int too large to convert to float") or made wfdb allocate gigabytes: each edit
+# of a good 12-lead header, and the reason the user now reads instead.
+BAD_HEADERS = [
+    (0, "r 2147483648 100 1000", "header line 1 (record line): number of signals 2147483648 is "
+                                 "out of range (at most 10000)"),
+    (0, "r 12 0 1000", "header line 1 (record line): sampling frequency 0 Hz is not positive"),
+    (0, "r 12 1e309 1000", "header line 1 (record line): sampling frequency '1e309' is not a number"),
+    (0, "r 12 0.0001 1000", "header line 1 (record line): sampling frequency 0.0001 Hz is out of "
+                            "range (1 Hz to 100000 Hz)"),
+    (0, "r 12 100001 1000", "header line 1 (record line): sampling frequency 100001 Hz is out of "
+                            "range (1 Hz to 100000 Hz)"),
+    (0, "r 12 100 99999999999999999999", "header line 1 (record line): signal length "
+                                         "99999999999999999999 samples is out of range (at most 1099511627776)"),
+    (0, "r 12 100 1000 10:00:00 31/02/2020", "header line 1 (record line): base date '31/02/2020' is not a date (DD/MM/YYYY)"),
+    (0, "r 12 100 -1", "header line 1 (record line): signal length '-1' is not a whole number >= 0"),
+    (0, "r/0 12 100 1000", "header line 1 (record line): multi-segment record with 0 segments"),
+    (1, "r.dat 16 abc 16 0 0 0 0 I", "header line 2 (signal 1): gain 'abc' is not a number (expected e.g. 1000(0)/mV)"),
+    (1, "r.dat 999 200(0)/mV 16 0 0 0 0 I", "header line 2 (signal 1): format 999 is not a WFDB signal format "
+                                            "(8, 16, 24, 32, 61, 80, 160, 212, 310, 311, 508, 516, 524)"),
+    (1, "r.dat 16x0 200(0)/mV 16 0 0 0 0 I", "header line 2 (signal 1): 0 samples per frame, expected 1 to 10000"),
+    (1, "r.dat 16 200(99999999999)/mV 16 0 0 0 0 I", "header line 2 (signal 1): baseline 99999999999 is out "
+                                                     "of range (32-bit integer)"),
+    (1, "r.dat 16 1e400(0)/mV 16 0 0 0 0 I", "header line 2 (signal 1): gain 1e400 is out of range"),
+    (1, "../r.dat 16 200(0)/mV 16 0 0 0 0 I", "header line 2 (signal 1): signal file name '../r.dat' is not "
+                                              "a plain file name in the header's folder"),
+    (1, None, "header says 12 signals but has 11 signal lines"),
+]
+
+
+@pytest.mark.parametrize("line, text, reason", BAD_HEADERS, ids=[r[2][:40] for r in BAD_HEADERS])
+def test_bad_header_fields_name_the_line_and_the_field(tmp_path, line, text, reason):
+    hea = _twelve_lead(tmp_path, name="r")
+    lines = hea.read_text().splitlines()
+    if text is None:
+        del lines[line]
+    else:
+        lines[line] = text
+    hea.write_text("\n".join(lines) + "\n")
+    for read in (read_header, read_record):
+        with pytest.raises(RecordError) as err:
+            read(hea)
+        assert str(err.value) == f"r.hea: {reason}"
+
+
+@pytest.mark.parametrize("fs_hz", [1, 3.7, 100000])
+def test_extreme_but_valid_sampling_rates_reach_the_model_window(tmp_path, fs_hz):
+    """The limits of check_header are ones the preprocessing handles (finite, 12 x 1000)."""
+    hea = _twelve_lead(tmp_path, name="r", n=200)
+    _edit_header(hea, "r 12 100 200", f"r 12 {fs_hz} 200", line=0)
+    record = read_record(hea)
+    x = model_window(record.signal_mv, record.fs_hz, 100.0, 1000)
+    assert x.shape == (12, 1000) and np.isfinite(x).all()
+
+
+def test_header_check_accepts_what_wfdb_reads(tmp_path):
+    """Optional fields may go (the length is then inferred from the file); a description
+    may follow fewer than five integer fields, as wfdb reads it."""
+    hea = _twelve_lead(tmp_path, name="r")
+    lines = hea.read_text().splitlines()
+    lines[0] = " ".join(lines[0].split()[:3])  # no signal length
+    lines[1] = "r.dat 16 200(0)/mV 16 0 I"
+    hea.write_text("\n".join(lines) + "\n")
+    record = read_record(hea)
+    assert record.signal_mv.shape == (12, 1000) and record.lead_mask.all()
 
 
 def test_zero_length_record(tmp_path):

@@ -10,14 +10,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ecgreport.errors import BundleError, EcgReportError, ExitCode
+from ecgreport.errors import EcgReportError, ExitCode, exit_code_for
 
 logger = logging.getLogger(__name__)
 
 
 def batch(
     folder: Path = typer.Argument(
-        ..., help="Folder of WFDB records (searched recursively), or one .hea header.",
+        ..., metavar="FOLDER", help="Folder of WFDB records (searched recursively), or one .hea header.",
         show_default=False),
     out: Path = typer.Option(
         Path("ecgreport-out"), "--out", "-o", help="Folder for reports/, diagnoses.csv, "
@@ -39,15 +39,17 @@ def batch(
     top_k: int = typer.Option(5, "--top-k", help="Zero-shot findings listed per report."),
     labels: Optional[Path] = typer.Option(
         None, "--labels", help="CSV of extra labels 'label,description' scored as set "
-        "'custom' (needs the train extra: pip install 'ecgreport\\[train]').", show_default=False),
+        "'custom' (needs the train extra: pip install \"ecgreport[train]\"). Format: "
+        "header 'label,description[,more prompts]', one row per label.", show_default=False),
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted run in --out: skip records already "
         "done, retry failed ones."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace earlier outputs in --out."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first bad record."),
     shard: Optional[str] = typer.Option(
-        None, "--shard", metavar="K/N", help="Process only shard K of N (record i of the "
-        "sorted list goes to shard i % N + 1).", show_default=False),
+        None, "--shard", metavar="K/N", help="Process only shard K of N, K from 1 (record i "
+        "of the sorted list goes to shard i % N + 1). For a 0-based SLURM array index: "
+        "--shard $((SLURM_ARRAY_TASK_ID+1))/N.", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, per-record "
                                "messages or summary on stderr (errors still show)."),
     include_header_comments: bool = typer.Option(
@@ -61,12 +63,12 @@ def batch(
     windows. Into --out go:
 
     \b
-      reports/<record>.txt  disclaimer, measurements, generated report (checked against
-                            the measurements), top findings, input warnings
-      diagnoses.csv         one row per record, one column per label (cosine similarity)
-      measurements.csv      rate, PR, QRS, QT/QTc, axes per record (written at the end)
-      records.jsonl         everything per record, including why a record failed
-      run.json              tool version, model checksum, arguments, counts, timing
+      reports/<record>.txt  disclaimer, measurements, report (checked against
+                            them), top findings, input warnings
+      diagnoses.csv         a row per record, a column per label (cosine)
+      measurements.csv      rate, PR, QRS, QT/QTc, axes per record (at the end)
+      records.jsonl         everything per record, and why a record failed
+      run.json              version, model checksum, arguments, counts, timing
 
     Scores are cosine similarities between the ECG and each label's description, not
     probabilities: compare them within a label set, across records.
@@ -79,10 +81,11 @@ def batch(
       ecgreport merge part1 part2 --into results/
 
     \b
-    Exit codes: 0 all records done, 1 fatal error, 2 usage error, 3 some records
-    failed, 4 no records found, 5 model bundle missing or invalid, 130 interrupted.
+    Exit codes: 0 all records done, 1 fatal error, 2 usage error, 3 some
+    records failed, 4 no records found, 5 model bundle missing or invalid,
+    130 interrupted.
     """
-    from ecgreport.batch import BatchOptions, UsageError, parse_shard, run_batch
+    from ecgreport.batch import BatchOptions, parse_shard, run_batch
 
     console = Console(stderr=True)
 
@@ -99,15 +102,11 @@ def batch(
             shard=parse_shard(shard) if shard is not None else None,
             include_header_comments=include_header_comments, workers=workers, quiet=quiet)
         summary = run_batch(options, console=console)
-    except UsageError as err:
-        raise fail(str(err), ExitCode.USAGE) from None
-    except BundleError as err:
-        raise fail(str(err), ExitCode.BAD_BUNDLE) from None
     except KeyboardInterrupt:
         raise fail(f"interrupted: the records finished so far are saved in {out}; run the "
                    "same command with --resume to continue", ExitCode.INTERRUPTED) from None
-    except EcgReportError as err:
-        raise fail(str(err), ExitCode.FATAL) from None
+    except EcgReportError as err:  # each class carries its exit code (ecgreport.errors)
+        raise fail(str(err), exit_code_for(err)) from None
     except Exception as err:  # a bug or an environment problem: one line, traceback with -v
         logger.debug("batch failed", exc_info=True)
         raise fail(f"{type(err).__name__}: {err} (run `ecgreport -v batch ...` for details)",

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgreport import __version__
+from ecgreport.errors import UsageError
 from ecgreport.evaluation.detection import bootstrap_auc_ci, macro_auc
 from ecgreport.evaluation.labels import load_ptbxl_labels
 from ecgreport.evaluation.statements import EXTRACTABLE_CODES, read_scp_codes, report_statement_scores
@@ -95,7 +96,7 @@ class _CheckpointPredictor:
         from ecgreport.model.generate import greedy_generate
 
         if beams > 1:
-            raise ValueError("beam search runs on an exported bundle: export the checkpoint "
+            raise UsageError("beam search runs on an exported bundle: export the checkpoint "
                              "(ecgreport export-onnx) and evaluate that, or use --beams 1")
         xt = self.torch.from_numpy(x).to(self.device)
         ids, emb = greedy_generate(self.model, xt, self.tokenizer.BOS, self.tokenizer.EOS,

@@ -30,6 +30,20 @@ def resolve_text_model(name: str | None) -> str:
     return name
 
 
+def _silence_library_progress_bars() -> None:
+    """No "Loading weights: 100%|..." bars from transformers or huggingface_hub: they write
+    to stderr past --quiet and through our own progress display. Their warnings still go
+    through logging."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+    except ImportError:  # pragma: no cover - transformers always brings huggingface_hub
+        return
+    disable_progress_bars()
+
+
 class TextEncoder:
     """Mean-pooled, L2-normalised sentence embeddings from any Hugging Face encoder.
 
@@ -42,6 +56,7 @@ class TextEncoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        _silence_library_progress_bars()
         self.path = resolve_text_model(name)
         if Path(self.path).is_dir():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -34,7 +34,8 @@ from ecgreport.model.generate import greedy_generate
 from ecgreport.model.model import ECGReportModel, embed_signals
 from ecgreport.onnx.graphs import export_graphs
 from ecgreport.onnx.runtime import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, ModelRunner, load_bundle, manifest_checksum, sha256_file
-from ecgreport.prompts import Label, build_label_sets, ensemble_embeddings, read_label_csv
+from ecgreport.labelsets import read_labels_csv
+from ecgreport.prompts import Label, build_label_sets, ensemble_embeddings
 from ecgreport.reports import WordTokenizer
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,8 @@ def export_bundle(
     if scp_statements is not None:
         label_sets.update(build_label_sets(scp_statements))
     if labels_csv is not None:
-        label_sets["custom"] = read_label_csv(labels_csv)
+        label_sets["custom"] = [Label(name, prompts[0], prompts)
+                                for name, prompts in read_labels_csv(labels_csv).items()]
     if not label_sets:
         raise BundleError("no label sets: give --scp-statements (PTB-XL's scp_statements.csv) and/or --labels CSV")
     text_name = text_model or ckpt.get("text_model") or "all-MiniLM-L6-v2"

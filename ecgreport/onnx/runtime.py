@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgreport.errors import BundleError
+from ecgreport.errors import BundleError, UsageError
 from ecgreport.onnx.io_names import cache_names
 from ecgreport.onnx.retrieval import Retrieval, mbr_select
 from ecgreport.reports import WordTokenizer, repeated_ngram_bans
@@ -177,7 +177,7 @@ def choose_providers(device: str) -> tuple[list[str], str | None]:
     import onnxruntime as ort
 
     if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}: choose auto, cpu or cuda")
+        raise UsageError(f"unknown device {device!r}: choose auto, cpu or cuda")
     if device == "cpu":
         return ["CPUExecutionProvider"], None
     usable = "CUDAExecutionProvider" in ort.get_available_providers() and _cuda_driver_present()
@@ -249,7 +249,7 @@ class ModelRunner:
         if method == "direct" or (method == "knn" and self.bundle.retrieval is None):
             return {name: embedding @ m.T for name, m in self.bundle.label_embeddings.items()}
         if method != "knn":
-            raise ValueError(f"unknown scoring method {method!r}: choose direct or knn")
+            raise UsageError(f"unknown scoring method {method!r}: choose direct or knn")
         r = self.bundle.retrieval
         # Search the neighbours once for all label sets: the search over every training ECG
         # dominates (64 records, 4 sets, 2 CPU cores: ~95 ms searching per set, ~24 ms once).

@@ -11,8 +11,10 @@ everything else (other formats, FLAC, multi-segment records) through ``wfdb.rdre
 wfdb (and pandas with it) is imported only then, so the fast path starts in numpy alone.
 Both give a :class:`~ecgreport.records.fastread.RawSignal` to the same mapping code.
 
-Every failure is a :class:`~ecgreport.errors.RecordError` whose message names the header
-file and the problem on one line, e.g.
+Every header is checked field by field first (:mod:`ecgreport.records.header`), so wfdb
+never sees a header it would fail on with Python's own messages. Every failure is a
+:class:`~ecgreport.errors.RecordError` whose message names the header file and the
+problem on one line, in words a user can act on (never a raw exception text), e.g.
 ``00001_lr.hea: signal file 00001_lr.dat is truncated (expected 24000 bytes, found 1000)``.
 """
 
@@ -32,6 +34,7 @@ from ecgreport.leads import STANDARD_LEADS, canonical_lead
 from ecgreport.records import fastread
 from ecgreport.records.discover import RecordRef, printable
 from ecgreport.records.fastread import RawSignal
+from ecgreport.records.header import check_header
 
 if TYPE_CHECKING:
     import wfdb
@@ -276,6 +279,7 @@ def _read_header_text(hea: str, name: str) -> tuple[str, fastread.ParsedHeader |
         if cached_key == key:
             return parsed
         parsed = fastread.read_header_file(hea)
+        check_header(parsed[0], name)  # before any parser sees it: wfdb trusts its input
         _last_header = (key, parsed)
         return parsed
     except FileNotFoundError as err:
@@ -295,8 +299,14 @@ def _wfdb_header(hea: str, name: str) -> wfdb.Record | wfdb.MultiRecord:
 
     try:
         return wfdb.rdheader(hea[: -len(".hea")], rd_segments=True)
-    except Exception as err:  # wfdb raises many types on bad input; all mean "bad header"
-        raise RecordError(f"{name}: cannot parse header: {_one_line(err)}") from err
+    except FileNotFoundError as err:  # a segment header of a multi-segment record
+        missing = os.path.basename(err.filename or "") or "a segment header"
+        raise RecordError(f"{name}: multi-segment record: {_printable(missing)} not found") from err
+    except Exception as err:  # noqa: BLE001 - wfdb raises many types; all mean "bad header"
+        # check_header passed, so this is rare; Python's own text ("list index out of
+        # range") would tell the user nothing: it goes to the debug log only.
+        logger.debug("wfdb.rdheader(%s) failed", name, exc_info=True)
+        raise RecordError(f"{name}: not a valid WFDB header ({_wfdb_reason(err)})") from err
 
 
 def _read_wfdb(hea: str, text: str, sampfrom: int, sampto: int | None, name: str) -> RawSignal:
@@ -312,10 +322,25 @@ def _read_wfdb(hea: str, text: str, sampfrom: int, sampto: int | None, name: str
     n_samples = header.sig_len if header.sig_len is not None else _infer_sig_len(hea, header, name)
     sampto = _check_span(name, n_samples, sampfrom, sampto)
     try:
-        record = wfdb.rdrecord(hea[: -len(".hea")], sampfrom=sampfrom, sampto=sampto,
-                               physical=True, m2s=True, smooth_frames=True)
-    except Exception as err:  # as above: any wfdb failure means this record is unreadable
-        raise RecordError(f"{name}: cannot read signal: {_one_line(err)}") from err
+        if header.sig_len is not None:
+            record = wfdb.rdrecord(hea[: -len(".hea")], sampfrom=sampfrom, sampto=sampto,
+                                   physical=True, m2s=True, smooth_frames=True)
+        else:  # wfdb infers a missing length only when reading to the end; cut here
+            record = wfdb.rdrecord(hea[: -len(".hea")], physical=True, m2s=True,
+                                   smooth_frames=True)
+            if record.p_signal is not None:
+                record.p_signal = record.p_signal[sampfrom:sampto]
+    except FileNotFoundError as err:
+        missing = os.path.basename(err.filename or "") or "a signal file"
+        raise RecordError(f"{name}: signal file {_printable(missing)} not found") from err
+    except Exception as err:  # noqa: BLE001 - as above: the record is unreadable
+        logger.debug("wfdb.rdrecord(%s) failed", name, exc_info=True)
+        files = sorted({f for f in (header.file_name or []) if f} if not multi_segment
+                       else {"of a segment"})
+        fmts = sorted({f for f in (getattr(header, "fmt", None) or []) if f})
+        raise RecordError(
+            f"{name}: signal file {', '.join(files) or '?'} cannot be decoded (corrupt, or not "
+            f"in the format the header gives{': ' + ', '.join(fmts) if fmts else ''})") from err
     sig_name = list(record.sig_name or [])
     wfdb_units = list(record.units or ["mV"] * len(sig_name))
     p_signal = record.p_signal
@@ -407,7 +432,7 @@ def _infer_sig_len(hea: str, header, name: str) -> int:
         except OSError as err:
             raise RecordError(f"{name}: signal file {file_name} not found") from err
         frame = sum(s or 1 for s in header.samps_per_frame) * _BYTES_PER_SAMPLE[fmt]
-        return int((size - (header.byte_offset[0] or 0)) // frame)
+        return max(0, int((size - (header.byte_offset[0] or 0)) // frame))
     raise RecordError(f"{name}: header gives no signal length and it cannot be inferred")
 
 
@@ -422,6 +447,13 @@ def _check_span(name: str, n_samples: int, sampfrom: int, sampto: int | None) ->
     return sampto
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+def _wfdb_reason(err: BaseException) -> str:
+    """wfdb's own message where it wrote one for people, else a plain description."""
+    text = " ".join(str(err).split())
+    if type(err).__name__ == "HeaderSyntaxError" and text:
+        return f"wfdb: {text}"
+    return "the WFDB reader rejected it"
+
+
+def _printable(text: str) -> str:
+    return os.fsencode(text).decode("utf-8", "backslashreplace")

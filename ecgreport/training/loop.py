@@ -21,7 +21,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from rich.markup import escape
+
 from ecgreport import __version__
+from ecgreport.errors import UsageError
 from ecgreport.model.config import ModelConfig
 from ecgreport.model.generate import greedy_generate
 from ecgreport.model.losses import ot_alignment_loss, paired_nce_loss, report_ce_loss
@@ -53,7 +56,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+        raise UsageError("--device cuda asked for, but torch sees no CUDA device: use --device cpu or auto")
     return torch.device(name)
 
 
@@ -176,7 +179,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
         if resume:
             last = out / "last.pt"
             if not last.exists():
-                raise FileNotFoundError(f"--resume: no {last} to continue from")
+                raise UsageError(f"--resume: no {last} to continue from")
             ckpt = torch.load(last, map_location="cpu", weights_only=False)
             tokenizer = WordTokenizer.from_dict(ckpt["tokenizer"])
         else:
@@ -252,11 +255,12 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
         if improved:
             save("best.pt", epoch, metrics)
         shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
-        console.print(f"epoch {epoch + 1}: {shown}")
+        console.print(f"epoch {epoch + 1}: {shown}", markup=False)
         sample = np.arange(min(3, len(val_set)))
         x = torch.from_numpy(val_set.signals[sample]).to(device)
         for j, ids in zip(sample, greedy_generate(model, x, tokenizer.BOS, tokenizer.EOS, mcfg.max_report_tokens)):
-            console.print(f"  [dim]ref[/] {val_set.reports[j]}\n  [cyan]gen[/] {tokenizer.decode(ids)}")
+            # Report text is data, not markup: "[...]" in a report must print as written.
+            console.print(f"  [dim]ref[/] {escape(val_set.reports[j])}\n  [cyan]gen[/] {escape(tokenizer.decode(ids))}")
         if bad_epochs >= cfg.patience:
             console.print(f"early stop: validation loss has not improved for {cfg.patience} epochs")
             return True
@@ -291,7 +295,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
                 info = " ".join(f"{k} {v / (i + 1):.3f}" for k, v in sums.items()) + f" | {rate:.0f} rec/s"
                 bar.update(task, advance=1, info=info)
                 if is_main and not console.is_terminal and (i + 1) % max(1, steps_per_epoch // 5) == 0:
-                    console.print(f"epoch {epoch + 1} step {i + 1}/{steps_per_epoch}: {info}")  # for log files
+                    console.print(f"epoch {epoch + 1} step {i + 1}/{steps_per_epoch}: {info}", markup=False)  # for log files
         epoch_s = time.perf_counter() - t0
         stop = [False]
         if is_main:
