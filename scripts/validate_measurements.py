@@ -551,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## LUDB: axis and rate classes against the diagnoses",
         "",
+        "LUDB does not state the ranges of its axis words; the ranges below are our reading of "
+        "the Russian convention its cardiologists use. Rate classes at 60 and 100 /min.",
+        "",
         *ludb_class_tables(recs, diag),
         "",
         "## PTB-XL fold 10: measurements against the statements they decide",
@@ -558,7 +561,10 @@ def main(argv: list[str] | None = None) -> int:
         f"PTB-XL (Wagner et al., Sci Data 7:154, 2020), fold 10, {len(ptb)} records at 100 Hz; "
         "statements from `scp_codes` (any likelihood), axis from the `heart_axis` column. "
         "Sensitivity and specificity at the standard cut-off; AUC of the measured value "
-        "(records where the value was measured).",
+        "(records where the value was measured). `heart_axis` is read as the German (Schiller) "
+        "axis types: ALAD the English left axis deviation (below -30 deg), LAD the wider "
+        "'Linkstyp' (below +30 deg). PTB-XL codes SBRAD mostly below 50 /min, hence the "
+        "specificity of the 60 /min cut-off.",
         "",
         *ptbxl_table(ptb),
         "",
