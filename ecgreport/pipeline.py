@@ -41,6 +41,7 @@ import numpy as np
 from ecgreport.errors import RecordError
 from ecgreport.leads import STANDARD_LEADS
 from ecgreport.outputs import overview, writers
+from ecgreport.measure.record import record_measurements, report_checks
 from ecgreport.records import HeaderInfo, RecordRef, read_header, read_record
 from ecgreport.records.discover import printable
 from ecgreport.signal import model_window, plan_windows
@@ -111,6 +112,8 @@ def record_fields(signal: NativeSignal) -> dict:
     # Signal checks (ecgreport.signal.checks): "quality" verdict and "signal_checks".
     fields.update(check_record(signal.spans_mv, signal.starts, signal.fs_hz, signal.lead_mask,
                                signal.derived_leads))
+    # Measurements (ecgreport.measure): rate, intervals and axes, with reasons for gaps.
+    fields.update(record_measurements(signal.spans_mv, signal.fs_hz, signal.lead_mask))
     return fields
 
 
@@ -249,6 +252,7 @@ def infer_entries(items: list[Prepared], runner, beams: int, max_tokens: int | N
                 item.entry["training_data"] = data_name
             item.entry.update(status="ok", **text, scoring=scoring, **sink.findings(
                 {name: np.asarray(scores[name])[row] for name in sink.label_sets}))
+            item.entry.update(report_checks(item.entry))  # text vs measurements
             item.windows = None  # free the signal before writing
     return [item.entry for item in items]
 

@@ -75,8 +75,10 @@ def batch(
     windows. Into --out go:
 
     \b
-      reports/<record>.txt  disclaimer, report, top findings, input warnings
+      reports/<record>.txt  disclaimer, measurements, report (checked against
+                            them), top findings, input warnings
       diagnoses.csv         a row per record, a column per label (cosine)
+      measurements.csv      rate, PR, QRS, QT/QTc, axes per record (at the end)
       records.jsonl         everything per record, and why a record failed
       run.json              version, model checksum, arguments, counts, timing
       index.html            every record in one sortable, filterable page

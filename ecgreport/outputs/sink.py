@@ -179,10 +179,13 @@ class BatchSink:
             if self._jsonl is not None and self._csv is not None:
                 self.flush()
         finally:
+            opened = self._jsonl is not None
             for log in (self._jsonl, self._csv):
                 if log is not None:
                     log.close()
             self._jsonl = self._csv = None
+            if opened:
+                writers.write_measurements_csv(self.out_dir)
 
 
 def prepare_resume(out_dir: Path, columns: list[str], manifest_sha256: str) -> set[str]:

@@ -17,7 +17,9 @@ Every file is written so that a reader never sees half of it:
 
 A ``records.jsonl`` line is the source of truth for a record; the CSV row and the report
 text are both derived from it (:func:`csv_row`, :func:`report_text`), so ``--resume`` and
-:func:`merge_outputs` can rebuild them consistently.
+:func:`merge_outputs` can rebuild them consistently. ``measurements.csv`` is rebuilt from
+``records.jsonl`` whenever a run closes its logs (:func:`write_measurements_csv`), so it
+holds exactly the measurements the JSONL holds.
 
 Merging the outputs of ``--shard K/N`` runs::
 
@@ -40,6 +42,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ecgreport import DISCLAIMER, __version__
+from ecgreport.measure import MEASUREMENT_KEYS
+from ecgreport.measure.record import csv_values, measurement_lines
 
 REPORTS_DIR = "reports"
 DIAGNOSES_CSV = "diagnoses.csv"
@@ -47,7 +51,9 @@ RECORDS_JSONL = "records.jsonl"
 RUN_JSON = "run.json"
 INDEX_HTML = "index.html"   # the run's overview and record pages (ecgreport.outputs.overview)
 PAGES_DIR = "pages"
-OUTPUT_NAMES = (REPORTS_DIR, DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON, INDEX_HTML, PAGES_DIR)
+MEASUREMENTS_CSV = "measurements.csv"  # rebuilt from records.jsonl when a run's logs close
+OUTPUT_NAMES = (REPORTS_DIR, DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON, INDEX_HTML, PAGES_DIR,
+                MEASUREMENTS_CSV)
 
 # Leading and trailing CSV columns; the label columns ("<set>:<label>") go in between.
 # quality: the signal-check verdict; signal_checks: "check (leads); ..."; the lead columns
@@ -213,7 +219,7 @@ def remove_outputs(out_dir: Path) -> None:
     out_dir = Path(out_dir)
     shutil.rmtree(out_dir / REPORTS_DIR, ignore_errors=True)
     shutil.rmtree(out_dir / PAGES_DIR, ignore_errors=True)
-    for name in (DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON, INDEX_HTML):
+    for name in (DIAGNOSES_CSV, RECORDS_JSONL, RUN_JSON, INDEX_HTML, MEASUREMENTS_CSV):
         with contextlib.suppress(FileNotFoundError):
             (out_dir / name).unlink()
 
@@ -346,6 +352,19 @@ def rewrite_logs(out_dir: Path, entries: Iterable[dict], columns: list[str]) -> 
             writer.writerow(csv_row(entry, columns))
 
 
+def write_measurements_csv(out_dir: Path) -> None:
+    """Atomically (re)write ``measurements.csv`` from ``records.jsonl``: one row per record,
+    ``record_id``, ``status``, the measurement keys, and ``not_measured`` (key: reason)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / RECORDS_JSONL).is_file():
+        return
+    with atomic_open(out_dir / MEASUREMENTS_CSV, newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["record_id", "status", *MEASUREMENT_KEYS, "not_measured"])
+        for entry in read_jsonl(out_dir / RECORDS_JSONL):
+            writer.writerow([entry["record_id"], entry["status"], *csv_values(entry)])
+
+
 # ---------------------------------------------------------------- report text
 
 
@@ -366,9 +385,15 @@ def report_text(entry: dict) -> str:
         f"report from the window at {entry['report_window_start_s']:g} s",
         *_signal_check_lines(entry),
         "",
+        *(measurement_lines(entry) + [""] if entry.get("measurements") else []),
         "Generated report:",
         f"  {entry['report'] or '(empty)'}",
     ]
+    if entry.get("measurement_flags"):
+        lines += ["", "Checked against the measurements:"]
+        lines += [f"  - {flag}" for flag in entry["measurement_flags"]]
+        if entry.get("report_checked") not in (None, entry["report"]):
+            lines += ["  Report with the corrections:", f"  {entry['report_checked']}"]
     if entry.get("decoder_report") not in (None, entry["report"]):
         lines += ["", "The decoder alone wrote:", f"  {entry['decoder_report'] or '(empty)'}"]
     if entry.get("similar_training_report"):
@@ -491,6 +516,7 @@ def merge_outputs(dirs: list[Path], into: Path) -> dict:
             if (d / sub).is_dir():
                 shutil.copytree(d / sub, into / sub, dirs_exist_ok=True)
     rewrite_logs(into, entries(), columns or [])
+    write_measurements_csv(into)
     counts: dict[str, int] = {}
     for run in runs:
         for key, value in (run.get("counts") or {}).items():
