@@ -275,6 +275,8 @@ def write_pages(items: list[Prepared], options) -> None:
     sink's next flush of the output file system along with the reports (a page lost in a
     crash can be drawn again: ``ecgreport overview OUT --record ID``)."""
     files = []
+    folder = Path(options.folder).resolve()
+    root = folder if folder.is_dir() else folder.parent  # entries' paths are relative to it
     for item in items:
         native, item.native = item.native, None
         if not overview.wants_page(item.entry, options.pictures):
@@ -284,6 +286,6 @@ def write_pages(items: list[Prepared], options) -> None:
             best = item.entry["window_starts_s"].index(item.entry["report_window_start_s"])
             window = (native.spans_mv[best], native.fs_hz, native.lead_mask,
                       item.entry.get("derived_leads") or [])
-        files.append(overview.page_file(options.out_dir, item.entry, window))
+        files.append(overview.page_file(options.out_dir, item.entry, window, root=root))
     if files:
         writers.atomic_write_many(files, sync=False)

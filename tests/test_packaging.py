@@ -3,8 +3,11 @@ subpackage missing from the list breaks the README's first command with an Impor
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
 
 ROOT = Path(__file__).resolve().parents[1]
 

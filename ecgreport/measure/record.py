@@ -59,6 +59,8 @@ def measurement_lines(entry: dict) -> list[str]:
     m = entry.get("measurements")
     if not m:
         return []
+    # Keys absent (an entry written by another tool or version) read as not measured.
+    m = {key: m.get(key) for key in MEASUREMENT_KEYS} | {"reasons": m.get("reasons") or {}}
     rhythm = {True: ", irregular", False: ", regular", None: ""}[m["rr_irregular"]]
     lines = [
         "Measurements (global, from the median beat; check them against the tracing):",

@@ -44,7 +44,7 @@ REPORT_WORDS = 12
 COLUMNS = (("record_id", "Record", "text"), ("status", "Status", "text"),
            ("fs_hz", "Rate (Hz)", "num"), ("heart_rate_bpm", "HR (bpm)", "num"),
            ("qrs_ms", "QRS (ms)", "num"), ("qtc_bazett_ms", "QTc Bazett (ms)", "num"),
-           ("qrs_axis_deg", "QRS axis (°)", "num"), ("findings", "Top findings", "text"),
+           ("qrs_axis_deg", "QRS axis (°)", "num"), ("findings", "Findings", "text"),
            ("report", "Report (first words)", "text"), ("warnings", "Warnings", "text"))
 
 
@@ -129,15 +129,39 @@ document.getElementById("svg-download").addEventListener("click", function (e) {
 """
 
 
-def native_window(entry: dict) -> tuple[np.ndarray, float, np.ndarray, list[str]] | None:
+def record_path(entry: dict, root: Path | str | None) -> Path | None:
+    """Where a record's header is: ``absolute_path`` when the run stored it, else ``path``
+    (relative to the run's input folder ``root`` since outputs name records by their path
+    within it)."""
+    path = entry.get("absolute_path") or entry.get("path")
+    if not path:
+        return None
+    path = Path(path)
+    return path if path.is_absolute() or root is None else Path(root) / path
+
+
+def run_root(out_dir: Path) -> Path | None:
+    """The input folder of the run in ``out_dir`` (run.json's ``arguments.folder``; a
+    relative one is taken from the working directory, as it was given), or None."""
+    try:
+        run = json.loads((Path(out_dir) / writers.RUN_JSON).read_text(encoding="utf-8"))
+        folder = run["arguments"]["folder"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    folder = Path(folder).resolve()
+    return folder if folder.is_dir() else folder.parent
+
+
+def native_window(entry: dict, root: Path | str | None = None
+                  ) -> tuple[np.ndarray, float, np.ndarray, list[str]] | None:
     """Read the 10 s an entry's picture shows from the record itself (``entry["path"]``):
     the window the report was written from, else the start. Returns ``(signal_mv (12,
     n), fs_hz, lead_mask (12,), derived leads)``, or None if the record cannot be read."""
     from ecgreport.errors import RecordError
     from ecgreport.records import read_header, read_record
 
-    path = entry.get("path")
-    if not path:
+    path = record_path(entry, root)
+    if path is None:
         return None
     try:
         header = read_header(path)
@@ -163,10 +187,11 @@ def picture_of(entry: dict, signal_mv: np.ndarray, fs_hz: float, lead_mask: np.n
                       derived_leads=list(derived) or entry.get("derived_leads") or [])
 
 
-def page_file(out_dir: Path, entry: dict, window=None) -> tuple[Path, str]:
+def page_file(out_dir: Path, entry: dict, window=None, root: Path | str | None = None
+              ) -> tuple[Path, str]:
     """``(path, html)`` of a record's page; ``window`` as :func:`native_window` returns it
-    (read from the record when None)."""
-    window = window if window is not None else native_window(entry)
+    (read from the record, under the input folder ``root``, when None)."""
+    window = window if window is not None else native_window(entry, root)
     svg = picture_of(entry, *window) if window is not None else None
     return page_path(out_dir, entry["record_id"]), record_page(entry, svg)
 
@@ -180,9 +205,14 @@ def overview_row(entry: dict) -> list:
     qtc = m.get("qtc_bazett_ms")
     words = (entry.get("report") or "").split()
     report = " ".join(words[:REPORT_WORDS]) + (" …" if len(words) > REPORT_WORDS else "")
-    # A label can top two sets (NORM in superclass and in statement): listed once.
-    labels = dict.fromkeys(f["label"] for f in entry.get("top_findings") or [])
-    findings = "; ".join(list(labels)[:3])
+    # The findings called present where the bundle has thresholds, else the top scores; a
+    # label can be in two sets (NORM in superclass and in subclass): listed once.
+    present = entry.get("findings_present")
+    if present is not None:
+        findings = "; ".join(dict.fromkeys(f["label"] for f in present))
+    else:
+        labels = dict.fromkeys(f["label"] for f in entry.get("top_findings") or [])
+        findings = "; ".join(list(labels)[:3])
     warnings = "; ".join(entry.get("warnings") or [])
     if entry.get("status") != "ok" and entry.get("error"):
         warnings = "; ".join(filter(None, [entry["error"], warnings]))
@@ -284,12 +314,13 @@ def draw_pages(out_dir: Path, pictures: str = "all", records: list[str] | None =
     chosen = None if records is None else set(records)
     seen: set[str] = set()
     files, n = [], 0
+    root = run_root(out_dir)
     for entry in writers.read_jsonl(out_dir / writers.RECORDS_JSONL):
         record_id = entry["record_id"]
         wanted = record_id in chosen if chosen is not None else wants_page(entry, pictures)
         seen.add(record_id)
         if wanted and "/".join(page_parts(record_id)) not in present:
-            files.append(page_file(out_dir, entry))
+            files.append(page_file(out_dir, entry, root=root))
         if len(files) >= 256:  # a few MB of pages in memory at most
             n += len(files)
             writers.atomic_write_many(files)

@@ -228,7 +228,8 @@ def _header_lines(header: dict, fs_hz: float, measurements: dict | None) -> list
         lines += [("head", line) for line in _wrap(f"Report: {header['report']}")]
     findings = header.get("top_findings") or []
     if findings:
-        lines += [("head", line) for line in _wrap("Top findings: " + "; ".join(findings), max_lines=2)]
+        title = header.get("findings_title", "Top findings")
+        lines += [("head", line) for line in _wrap(f"{title}: " + "; ".join(findings), max_lines=2)]
     warnings = header.get("warnings") or []
     if warnings:
         lines += [("warn", line) for line in _wrap("Warnings: " + "; ".join(warnings), max_lines=3)]
@@ -342,9 +343,15 @@ def render_svg(signal_mv: np.ndarray, fs_hz: float, lead_names: Sequence[str], h
 
 def header_from_entry(entry: dict) -> dict:
     """The picture header of a ``records.jsonl`` entry (see :func:`render_svg`)."""
-    findings = [f"{f['label']} ({f['set']}) {f['similarity']:.2f}"
-                for f in entry.get("top_findings") or []]
-    return {"record_id": entry.get("record_id", ""), "duration_s": entry.get("duration_s"),
+    present = entry.get("findings_present")  # None: a bundle without thresholds
+    if present is not None:
+        title = "Findings called present"
+        findings = [f"{f['label']} ({f['set']})" for f in present] or ["none"]
+    else:
+        title = "Top findings"
+        findings = [f"{f['label']} ({f['set']}) {f['similarity']:.2f}"
+                    for f in entry.get("top_findings") or []]
+    return {"findings_title": title, "record_id": entry.get("record_id", ""), "duration_s": entry.get("duration_s"),
             "start_s": entry.get("report_window_start_s") or 0.0,
             "long": (entry.get("duration_s") or 0) > STRIP_S + 1e-6,
             "report": entry.get("report"), "top_findings": findings,
