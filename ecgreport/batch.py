@@ -159,6 +159,7 @@ def _run_batch(options: BatchOptions, console: Console | None, runner) -> BatchS
         raise UsageError(f"cannot read records: {err}") from None
     if opts.shard is not None:
         refs = refs[opts.shard[0] - 1::opts.shard[1]]
+    opts = opts.resolved(len(refs))  # --pictures auto: all or failed, by the run's size
     summary = BatchSummary(out_dir, len(refs))
     if not refs:
         summary.status = "no records"
@@ -213,7 +214,8 @@ def _run_batch(options: BatchOptions, console: Console | None, runner) -> BatchS
         # as the session reports them: CUDA's use_tf32 and cudnn_conv_algo_search ({} on the CPU)
         "execution_provider_options": dict(getattr(runner, "provider_options", None) or {}),
         "worker_processes": 0,  # processes running the model besides this one
-        "arguments": opts.to_json(),
+        "arguments": options.to_json(),  # as asked; "pictures" says what auto became
+        "pictures": opts.pictures,
         "label_sets": {name: len(labels) for name, labels in label_sets.items()},
     }
 

@@ -24,7 +24,11 @@ from ecgreport.errors import UsageError
 from ecgreport.signal.checks import MIN_LEADS
 
 DEVICES = ("auto", "cpu", "cuda")
-PICTURES = ("all", "failed", "none")
+PICTURES = ("auto", "all", "failed", "none")
+# --pictures auto: a page for every record in runs of at most this many records (drawing
+# costs ~7% of a run: seconds for a folder a person reads record by record), only for the
+# failed ones in larger runs, where the overview and `ecgreport overview --record` serve.
+AUTO_PICTURES_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,9 @@ class BatchOptions:
     besides the path relative to ``folder`` (folder names can identify patients);
     ``min_leads``: records with fewer usable standard leads (derived limb leads count)
     fail, naming the leads found; ``pictures``: which records get a page with their
-    12-lead picture (``all``, ``failed`` or ``none``; ``index.html`` is written whatever
-    it says).
+    12-lead picture (``all``, ``failed``, ``none``, or ``auto``: all for runs of at most
+    :data:`AUTO_PICTURES_MAX` records, see :meth:`resolved`; ``index.html`` is written
+    whatever it says).
     """
 
     folder: Path
@@ -70,7 +75,7 @@ class BatchOptions:
     read_workers: int = 2
     quiet: bool = False
     min_leads: int = MIN_LEADS
-    pictures: str = "failed"
+    pictures: str = "auto"
 
     def __post_init__(self) -> None:
         # Paths as Path whatever was given (frozen: set through object.__setattr__).
@@ -99,6 +104,14 @@ class BatchOptions:
             k, n = self.shard
             if not 1 <= k <= n:
                 raise UsageError(f"shard K/N needs 1 <= K <= N, got {k}/{n}")
+
+    def resolved(self, n_records: int) -> "BatchOptions":
+        """These options for a run of ``n_records`` records: ``pictures="auto"`` becomes
+        ``all`` (at most :data:`AUTO_PICTURES_MAX` records) or ``failed``."""
+        if self.pictures != "auto":
+            return self
+        return dataclasses.replace(
+            self, pictures="all" if n_records <= AUTO_PICTURES_MAX else "failed")
 
     def to_json(self) -> dict:
         """The options as ``run.json``'s ``arguments``: paths as text, ``shard`` as ``"K/N"``."""

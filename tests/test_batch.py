@@ -374,7 +374,9 @@ def test_outputs_follow_the_umask(tmp_path, umask, mode):
     finally:
         os.umask(old)
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
-    assert len(files) == 7  # two reports, the two logs, run.json, index.html, measurements.csv
+    # two reports, their two pages (--pictures auto: all in a small run), the two logs,
+    # run.json, index.html, measurements.csv
+    assert len(files) == 9
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(mode)}
 
 

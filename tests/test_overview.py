@@ -170,16 +170,22 @@ def test_batch_pictures_all_none_and_failed(tmp_path):
     twelve_lead(folder, "short", seconds=2, seed=8)           # fails: shorter than 5 s
     run(folder, tmp_path / "all", pictures="all", workers=1)
     run(folder, tmp_path / "none", pictures="none", workers=1)
-    run(folder, tmp_path / "failed", workers=1)               # the default: failed
+    run(folder, tmp_path / "failed", pictures="failed", workers=1)
+    run(folder, tmp_path / "auto", workers=1)                 # the default: auto
     # Pictures change no other output.
     same_files(tmp_path / "none", tmp_path / "all", skip=("run.json", "index.html"))
     assert not (tmp_path / "none" / "pages").exists()
-    for name in ("all", "none", "failed"):
+    for name in ("all", "none", "failed", "auto"):
         assert (tmp_path / name / "index.html").is_file()
     entries = {e["record_id"]: e for e in writers.read_jsonl(tmp_path / "all" / "records.jsonl")}
     assert sorted(p.stem for p in (tmp_path / "all" / "pages").rglob("*.html")) == \
         sorted(i.split("/")[-1] for i in entries)
     assert [p.stem for p in (tmp_path / "failed" / "pages").rglob("*.html")] == ["short"]
+    # auto: a small run gets every page, as with all
+    assert sorted(p.stem for p in (tmp_path / "auto" / "pages").rglob("*.html")) == \
+        sorted(p.stem for p in (tmp_path / "all" / "pages").rglob("*.html"))
+    run_json = json.loads((tmp_path / "auto" / "run.json").read_text())
+    assert run_json["arguments"]["pictures"] == "auto" and run_json["pictures"] == "all"
     # The short record's picture is read again from its file: 2 s of it.
     short = page_path(tmp_path / "failed", "short").read_text()
     assert "record too short" in short and "0-2 s of the record shown" in short
@@ -216,3 +222,13 @@ def test_merging_shards_keeps_the_record_pages(tmp_path):
     writers.merge_outputs([tmp_path / "part1", tmp_path / "part2"], tmp_path / "merged")
     rows = blob(write_overview(tmp_path / "merged").read_text())["rows"]
     assert len(rows) == 4 and all(r[-1] for r in rows)
+
+
+def test_auto_pictures_depend_on_the_run_size():
+    from ecgreport.options import AUTO_PICTURES_MAX, BatchOptions
+
+    auto = BatchOptions("in", "out")
+    assert auto.pictures == "auto"
+    assert auto.resolved(AUTO_PICTURES_MAX).pictures == "all"
+    assert auto.resolved(AUTO_PICTURES_MAX + 1).pictures == "failed"
+    assert BatchOptions("in", "out", pictures="none").resolved(1).pictures == "none"

@@ -55,10 +55,11 @@ def batch(
         "of the sorted list goes to shard i % N + 1). For a 0-based SLURM array index: "
         "--shard $((SLURM_ARRAY_TASK_ID+1))/N.", show_default=False),
     pictures: str = typer.Option(
-        "failed", "--pictures", help="Records that get a page with their 12-lead picture "
-        "(SVG, 25 mm/s, 10 mm/mV) and report in pages/: all, failed or none (all costs "
-        "time: see docs/benchmarks-pictures.md). index.html, the table of all records, is "
-        "written in every case; `ecgreport overview OUT --record ID` draws a page later."),
+        "auto", "--pictures", metavar="auto|all|failed|none", help="Records that get a page "
+        "with their 12-lead picture (SVG, 25 mm/s, 10 mm/mV) and report in pages/: auto is "
+        "all for runs of up to 1,000 records and failed for larger ones (a page costs about "
+        "7% of a run: docs/benchmarks-pictures.md). index.html, the table of all records, "
+        "is written in every case; `ecgreport overview OUT --record ID` draws a page later."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, per-record "
                                "messages or summary on stderr (errors still show)."),
     include_header_comments: bool = typer.Option(
