@@ -38,16 +38,11 @@ def _print_tables(res: dict) -> None:
         out.print(t)
     rg = res.get("report_generation")
     if rg:
-        metrics = list(next(iter(rg.values())).keys())
-        t = Table(title=Text(f"Report generation ({res['n_with_reference']} records with a reference report; "
-                             "references and outputs in standard terms, ecgreport.reports.normalise_report)"))
-        t.add_column("system")
-        for m in metrics:
-            t.add_column(m)
-        for name, m in rg.items():
-            _row(t, name, *(f"{m[k]:.3f}" for k in metrics))
-        out.print(t)
-        _print_raw_and_calls(res, out, metrics)
+        _metrics_table(out, rg, f"Report generation ({res['n_with_reference']} records with a reference "
+                       "report; references and outputs in standard terms, ecgreport.reports.normalise_report)")
+        if res.get("report_generation_raw"):
+            _metrics_table(out, res["report_generation_raw"], "Report generation against the RAW references "
+                           "(as the dataset wrote them, lower-cased; outputs as generated)")
     tables = [("Clinical correctness: SCP statements in the report vs scp_codes", res.get("clinical_statements"))]
     tables += [(f"Labels of set {name} written in the report vs the truth table", systems)
                for name, systems in res.get("report_labels", {}).items()]
@@ -85,17 +80,14 @@ def _truth_option(texts: list[str]) -> dict:
     return out
 
 
-def _print_raw_and_calls(res: dict, out: Console, metrics: list[str]) -> None:
-    """The report metrics against the raw references (as PTB-XL wrote them), labelled."""
-    raw = res.get("report_generation_raw")
-    if not raw:
-        return
-    t = Table(title=Text("Report generation against the RAW references (as the dataset wrote them, "
-                         "lower-cased; outputs as generated)"))
+def _metrics_table(out: Console, systems: dict, title: str) -> None:
+    """One row per system, one column per report metric (BLEU-1 ... CIDEr)."""
+    metrics = list(next(iter(systems.values())).keys())
+    t = Table(title=Text(title))
     t.add_column("system")
     for m in metrics:
         t.add_column(m)
-    for name, m in raw.items():
+    for name, m in systems.items():
         _row(t, name, *(f"{m[k]:.3f}" for k in metrics))
     out.print(t)
 
