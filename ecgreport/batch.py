@@ -141,11 +141,12 @@ def run_batch(options: BatchOptions, *, console: Console | None = None,
     >>> run_batch(BatchOptions(Path("ecgs"), Path("results"))).exit_code  # doctest: +SKIP
     <ExitCode.OK: 0>
     """
-    with lifecycle.interruptions():
-        return _run_batch(options, console, runner)
+    with lifecycle.interruptions(), contextlib.ExitStack() as held:
+        return _run_batch(options, console, runner, held)
 
 
-def _run_batch(options: BatchOptions, console: Console | None, runner) -> BatchSummary:
+def _run_batch(options: BatchOptions, console: Console | None, runner,
+               held: contextlib.ExitStack) -> BatchSummary:
     started, started_at = time.perf_counter(), _now()
     console = console or Console(stderr=True)
     opts = options
@@ -164,6 +165,7 @@ def _run_batch(options: BatchOptions, console: Console | None, runner) -> BatchS
     if not refs:
         summary.status = "no records"
         return summary
+    held.enter_context(writers.output_lock(out_dir))  # until this run has ended
     present = writers.existing_outputs(out_dir)
     if present and not (opts.resume or opts.overwrite):
         raise UsageError(

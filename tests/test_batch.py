@@ -728,3 +728,16 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
 def test_report_path_mirrors_subfolders_and_stays_inside(tmp_path):
     assert writers.report_path(tmp_path, "a/b/c") == tmp_path / "reports" / "a" / "b" / "c.txt"
     assert writers.report_path(tmp_path, "../../x") == tmp_path / "reports" / "x.txt"
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    """Two runs appending to one folder's logs would interleave them: the second is a
+    usage error naming the folder, and the first keeps the folder (no lock file left)."""
+    good_folder(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    with writers.output_lock(out):  # what a running batch holds
+        with pytest.raises(UsageError, match="being written by another ecgreport batch run"):
+            run(tmp_path / "in", out)
+        assert list(out.iterdir()) == []  # nothing written by the refused run
+    run(tmp_path / "in", out)  # free again once the first has ended
+    assert (out / "records.jsonl").is_file()

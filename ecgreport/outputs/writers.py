@@ -209,6 +209,36 @@ class AppendLog:
         self._file.close()
 
 
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir`` for one run: a second ``batch`` (or ``--resume``) writing into the
+    same folder at the same time would interleave its log lines with ours. The lock is
+    ``flock`` on the folder itself (no lock file is left behind); the kernel drops it when
+    the last process holding it ends, however it ends. Raises UsageError if another run
+    holds it. Creates ``out_dir``, and removes it again if it is still empty at the end (a
+    run that failed before writing anything leaves no folder behind)."""
+    import fcntl
+
+    from ecgreport.errors import UsageError
+
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"{out_dir} is being written by another ecgreport batch run: wait "
+                             "for it to finish (or stop it), or choose another --out") from None
+        yield
+    finally:
+        os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):  # not empty: the run's outputs, kept
+                out_dir.rmdir()
+
+
 def existing_outputs(out_dir: Path) -> list[str]:
     """Names of batch outputs already present in ``out_dir`` (other files do not count)."""
     return [name for name in OUTPUT_NAMES if (Path(out_dir) / name).exists()]
