@@ -100,7 +100,10 @@ def mapped_labels(rules: list[Rule]) -> dict[str, list[str]]:
     return out
 
 
-def truth_tables(records: dict[str, list[str]], rules: list[Rule]) -> dict[str, tuple[list[str], list[str], list[list[int]]]]:
+Table = tuple[list[str], list[str], list[list[int]]]  # (labels, record ids, one 0/1 row per record)
+
+
+def truth_tables(records: dict[str, list[str]], rules: list[Rule]) -> dict[str, Table]:
     """{set: (labels, record ids, rows of 0/1)} from {record id: diagnosis lines}; a record with a
     set:exclude line is left out of that set's table."""
     sets = mapped_labels(rules)
@@ -216,7 +219,7 @@ def _shell(cmd: list[str]) -> str:
     return " ".join(f'"{c}"' if "$" in c else shlex.quote(c) for c in cmd)
 
 
-def foreign_section(res: dict, per: dict, cmds: list[str], rules: list[Rule], n_records: int, model: str) -> list[str]:
+def foreign_section(res: dict, per: dict, cmds: list[list[str]], rules: list[Rule], n_records: int, model: str) -> list[str]:
     """The "Foreign data: LUDB" section, every number from `res` (evaluate's JSON) and `per`
     (_per_label)."""
     method = per["method"]
