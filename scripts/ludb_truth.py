@@ -106,7 +106,8 @@ Table = tuple[list[str], list[str], list[list[int]]]  # (labels, record ids, one
 def truth_tables(records: dict[str, list[str]], rules: list[Rule]) -> dict[str, Table]:
     """{set: (labels, record ids, rows of 0/1)} from {record id: diagnosis lines}; a record with a
     set:exclude line is left out of that set's table."""
-    sets = mapped_labels(rules)
+    found = mapped_labels(rules)
+    sets = {s: found[s] for s in SETS if s in found}  # the bundle's order: superclass first
     given = {rid: labels_of(lines, rules) for rid, lines in records.items()}
     out = {}
     for s, labels in sets.items():
