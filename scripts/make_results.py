@@ -60,6 +60,16 @@ def ablation_table(root: Path) -> list[str]:
     return lines + ["", "Commands (`scripts/ablation.sh PTBXL` runs them all):", ""] + commands
 
 
+def _foreign_block(out: Path) -> list[str]:
+    """The "Foreign data: LUDB" block that scripts/ludb_truth.py --doc wrote into `out`, kept
+    as it is (its numbers come from that script; LUDB is not needed here)."""
+    start, end = "<!-- foreign-ludb:start", "<!-- foreign-ludb:end -->"
+    text = out.read_text() if out.is_file() else ""
+    if start not in text or end not in text:
+        return []
+    return [start + text.split(start, 1)[1].split(end, 1)[0] + end, ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle-eval", type=Path, help="evaluate --json output for the shipped bundle")
@@ -79,6 +89,7 @@ def main() -> None:
         parts += ["## Ablation (same training budget for every row; PyTorch checkpoints, fold 10)", "",
                   *ablation_table(args.ablation), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    parts += _foreign_block(args.out)
     args.out.write_text("\n".join(parts) + "\n")
     print(f"wrote {args.out}")
     if args.readme and args.bundle_eval:
