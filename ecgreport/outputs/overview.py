@@ -213,7 +213,9 @@ def overview_row(entry: dict) -> list:
     else:
         labels = dict.fromkeys(f["label"] for f in entry.get("top_findings") or [])
         findings = "; ".join(list(labels)[:3])
-    warnings = "; ".join(entry.get("warnings") or [])
+    # The report's disagreements with the measurements first: a reader scanning the table
+    # should not take "atrial fibrillation" at face value when the rhythm measured regular.
+    warnings = "; ".join([*(entry.get("measurement_flags") or []), *(entry.get("warnings") or [])])
     if entry.get("status") != "ok" and entry.get("error"):
         warnings = "; ".join(filter(None, [entry["error"], warnings]))
 
