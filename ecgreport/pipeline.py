@@ -171,8 +171,8 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
                                      f"zero-padded by {plan.pad / header.fs_hz:.2f} s")
         if spec.comments:
             entry["header_comments"] = header_comments(ref.header_path)
-        entry.update(record_fields(NativeSignal(spans, list(plan.starts), header.fs_hz,
-                                                used, header, tuple(derived))))
+        native = NativeSignal(spans, list(plan.starts), header.fs_hz, used, header, tuple(derived))
+        entry.update(record_fields(native))
     except RecordError as err:
         entry["error"] = str(err)
         return Prepared(entry)
@@ -180,8 +180,7 @@ def prepare_record(ref: RecordRef, spec: RecordSpec) -> Prepared:
         logger.debug("unexpected error reading %s", name, exc_info=True)
         entry["error"] = f"{name}: unexpected error: {type(err).__name__}: {err}"
         return Prepared(entry)
-    return Prepared(entry, windows, NativeSignal(spans, list(plan.starts), header.fs_hz, used,
-                                                 header) if spec.keep_signal else None)
+    return Prepared(entry, windows, native if spec.keep_signal else None)
 
 
 def header_comments(header_path: Path) -> list[str]:
@@ -239,13 +238,14 @@ def infer_entries(items: list[Prepared], runner, beams: int, max_tokens: int | N
             best_rows.append(offset + best)
             item.entry["report_window_start_s"] = item.entry["window_starts_s"][best]
             offset += len(item.windows)
-        scores = runner.scores(np.stack(record_emb).astype(np.float32))
+        record_emb = np.stack(record_emb).astype(np.float32)
+        scores = runner.scores(record_emb)
         scoring = getattr(runner.bundle, "scoring", "direct")
         data_name = getattr(runner.bundle, "training_data_name", "PTB-XL")
         # One window per record (the usual 10 s ECG) selects every row in order: skip
         # take(), which would copy the cross-attention cache (~25 MB per 64 windows).
         chosen = enc if best_rows == list(range(len(window_emb))) else enc.take(best_rows)
-        texts = runner.write_reports(chosen, np.stack(record_emb).astype(np.float32),
+        texts = runner.write_reports(chosen, record_emb,
                                      max_tokens=max_tokens, beams=beams)
         for row, (item, text) in enumerate(zip(ok, texts)):
             if text.get("similar_training_report"):
@@ -285,7 +285,7 @@ def write_pages(items: list[Prepared], options) -> None:
         if native is not None and item.entry.get("report_window_start_s") is not None:
             best = item.entry["window_starts_s"].index(item.entry["report_window_start_s"])
             window = (native.spans_mv[best], native.fs_hz, native.lead_mask,
-                      item.entry.get("derived_leads") or [])
+                      list(native.derived_leads))
         files.append(overview.page_file(options.out_dir, item.entry, window, root=root))
     if files:
         writers.atomic_write_many(files, sync=False)

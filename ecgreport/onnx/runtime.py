@@ -240,16 +240,19 @@ class ModelRunner:
             out[name] = r.label_scores(embedding, self._report_sims[name], nn)
         return out
 
-    def consensus(self, embedding: np.ndarray, generated: list[str] | None = None, k: int | None = None) -> list[str]:
+    def consensus(self, embedding: np.ndarray, generated: list[str] | None = None, k: int | None = None,
+                  nn: np.ndarray | None = None) -> list[str]:
         """Minimum-Bayes-risk choice among the reports of the k nearest training ECGs (and
         the decoder's own report, when given): the candidate that agrees most, by word
         n-gram F1, with all the others. PTB-XL's reports are templated, so the consensus of
         the neighbours is a better guess than the single nearest one. [] without retrieval data.
+        ``nn``: the neighbours' rows when already searched (the search dominates the cost).
         """
         r = self.bundle.retrieval
         if r is None:
             return []
-        nn = r.neighbours(embedding, k or r.k)
+        if nn is None:
+            nn = r.neighbours(embedding, k or r.k)
         out = []
         for i, row in enumerate(nn):
             cands = [r.reports[j] for j in r.report_ids[row]]
@@ -420,10 +423,12 @@ class ModelRunner:
         on normalised reports, a translation of the device vocabulary for an older one).
         """
         decoded = self.generate(enc, max_tokens, beams)
-        similar = self.consensus(embedding) or [None] * len(decoded)
+        r = self.bundle.retrieval
+        nn = None if r is None else r.neighbours(embedding, r.k)  # searched once for both
+        similar = self.consensus(embedding, nn=nn) or [None] * len(decoded)
         final = decoded
-        if self.bundle.report_method == "consensus" and self.bundle.retrieval is not None:
-            final = self.consensus(embedding, decoded)
+        if self.bundle.report_method == "consensus" and r is not None:
+            final = self.consensus(embedding, decoded, nn=nn)
         return [{"report": normalise_report(f), "decoder_report": normalise_report(d),
                  "similar_training_report": None if s is None else normalise_report(s)}
                 for f, d, s in zip(final, decoded, similar)]

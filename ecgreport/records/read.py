@@ -313,7 +313,7 @@ def _wfdb_header(hea: str, name: str) -> wfdb.Record | wfdb.MultiRecord:
         return wfdb.rdheader(hea[: -len(".hea")], rd_segments=True)
     except FileNotFoundError as err:  # a segment header of a multi-segment record
         missing = os.path.basename(err.filename or "") or "a segment header"
-        raise RecordError(f"{name}: multi-segment record: {_printable(missing)} not found") from err
+        raise RecordError(f"{name}: multi-segment record: {printable(missing)} not found") from err
     except Exception as err:  # noqa: BLE001 - wfdb raises many types; all mean "bad header"
         # check_header passed, so this is rare; Python's own text ("list index out of
         # range") would tell the user nothing: it goes to the debug log only.
@@ -344,7 +344,7 @@ def _read_wfdb(hea: str, text: str, sampfrom: int, sampto: int | None, name: str
                 record.p_signal = record.p_signal[sampfrom:sampto]
     except FileNotFoundError as err:
         missing = os.path.basename(err.filename or "") or "a signal file"
-        raise RecordError(f"{name}: signal file {_printable(missing)} not found") from err
+        raise RecordError(f"{name}: signal file {printable(missing)} not found") from err
     except Exception as err:  # noqa: BLE001 - as above: the record is unreadable
         logger.debug("wfdb.rdrecord(%s) failed", name, exc_info=True)
         files = sorted({f for f in (header.file_name or []) if f} if not multi_segment
@@ -465,7 +465,3 @@ def _wfdb_reason(err: BaseException) -> str:
     if type(err).__name__ == "HeaderSyntaxError" and text:
         return f"wfdb: {text}"
     return "the WFDB reader rejected it"
-
-
-def _printable(text: str) -> str:
-    return os.fsencode(text).decode("utf-8", "backslashreplace")
