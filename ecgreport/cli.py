@@ -72,9 +72,9 @@ def handle_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except _CLICK_EXITS:
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             print_error("interrupted", prefix="", style="yellow")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            raise typer.Exit(int(exit_code_for(err))) from None
         except EcgReportError as err:
             print_error(str(err))
             raise typer.Exit(int(exit_code_for(err))) from None

@@ -85,9 +85,11 @@ def check_output_folder(path, option: str = "--out") -> None:
 
 
 def exit_code_for(err: BaseException) -> ExitCode:
-    """The exit code for any exception: its class's code, 130 for Ctrl-C, else 1 (fatal)."""
+    """The exit code for any exception: its class's code, 130 for Ctrl-C (143 for an
+    interruption that says it came from SIGTERM, ``ecgreport.lifecycle.Interrupted``), else
+    1 (fatal)."""
     if isinstance(err, EcgReportError):
         return ExitCode(err.exit_code)
     if isinstance(err, KeyboardInterrupt):
-        return ExitCode.INTERRUPTED
+        return ExitCode(getattr(err, "exit_code", ExitCode.INTERRUPTED))
     return ExitCode.FATAL
