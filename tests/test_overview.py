@@ -145,6 +145,9 @@ def test_overview_command(tmp_path):
     assert result.exit_code == 2 and "records.jsonl not found" in result.stderr
     result = CliRunner().invoke(app, ["overview", str(tmp_path), "--pictures", "some"])
     assert result.exit_code == 2 and "--pictures must be one of" in result.stderr
+    # auto is batch's choice by run size: here it would silently draw nothing
+    result = CliRunner().invoke(app, ["overview", str(tmp_path), "--pictures", "auto"])
+    assert result.exit_code == 2 and "--pictures must be one of all, failed, none" in result.stderr
 
 
 def test_overview_row_of_a_bare_entry_does_not_fail():

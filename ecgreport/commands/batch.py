@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ecgreport.errors import EcgReportError, ExitCode, exit_code_for
+from ecgreport.options import BatchOptions
+from ecgreport.signal.checks import MIN_LEADS
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +31,15 @@ def batch(
     batch_size: int = typer.Option(64, "--batch-size", help="ECG windows per model call."),
     workers: int = typer.Option(
         0, "--workers", "-j", help="Processes running the model on the CPU, one thread each "
-        "(0: one per core; 1: a single process, as on a GPU)."),
+        "(0: one per core, at most 8; 1: a single process, as on a GPU)."),
     max_windows: int = typer.Option(
-        6, "--max-windows", help="Most windows analysed per record; longer records are "
+        BatchOptions.max_windows, "--max-windows",
+        help="Most windows analysed per record; longer records are "
         "sampled at this many evenly spread places."),
     min_seconds: float = typer.Option(
         5.0, "--min-seconds", help="Records shorter than this are rejected (failed)."),
     min_leads: int = typer.Option(
-        6, "--min-leads", help="Records with fewer usable standard leads fail, naming the "
+        MIN_LEADS, "--min-leads", help="Records with fewer usable standard leads fail, naming the "
         "leads found (limb leads derived from two of I, II, III count; the default comes "
         "from the lead-removal table in docs/signal-checks.md)."),
     beams: int = typer.Option(1, "--beams", help="Beam width for the report (1 = greedy)."),
@@ -101,7 +104,7 @@ def batch(
     130 interrupted (Ctrl-C), 143 stopped by SIGTERM; after either, --resume
     continues.
     """
-    from ecgreport.batch import BatchOptions, parse_shard, run_batch
+    from ecgreport.batch import parse_shard, run_batch
 
     console = Console(stderr=True)
 

@@ -38,8 +38,10 @@ def overview(
     """
     from ecgreport.outputs.overview import PICTURES, draw_pages, write_overview
 
-    if pictures not in PICTURES:
-        raise UsageError(f"--pictures must be one of {', '.join(PICTURES)}, got {pictures!r}")
+    # "auto" is batch's choice by run size; here the pages are asked for explicitly.
+    choices = [p for p in PICTURES if p != "auto"]
+    if pictures not in choices:
+        raise UsageError(f"--pictures must be one of {', '.join(choices)}, got {pictures!r}")
     try:
         drawn = draw_pages(out, pictures) if pictures != "none" else 0
         if record:

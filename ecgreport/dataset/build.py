@@ -30,6 +30,7 @@ import numpy as np
 
 from ecgreport.dataset.format import natural_key, round_split
 from ecgreport.errors import DataError
+from ecgreport.pipeline import header_comments
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,6 @@ class BuildResult:
     n_with_report: int
     split_counts: dict
     skipped: list[str] = field(default_factory=list)   # "record: reason"
-
-
-def header_comments(header_path: Path) -> list[str]:
-    """The comment lines of a WFDB header, without '#' and surrounding spaces."""
-    text = Path(header_path).read_bytes().decode("utf-8", errors="replace")
-    return [line.strip()[1:].strip() for line in text.splitlines() if line.strip().startswith("#")]
 
 
 def report_from_comments(comments: list[str], report_field: str | None = None) -> str:
@@ -170,7 +165,7 @@ def build_dataset(
         except Exception as err:  # noqa: BLE001 - one bad header must not stop the build
             skipped.append(f"{ref.record_id}: {err}")
             continue
-        comments = header_comments(ref.header_path)
+        comments = header_comments(ref.header_path)  # ecgreport.pipeline's, as batch reads them
         if reports_csv:
             key = ref.record_id
             if key not in given and len(by_name[Path(key).name]) == 1:
