@@ -44,6 +44,8 @@ def train(
     ot_weight: float = typer.Option(1.0, help="Weight of the entropic OT alignment term (0 switches it off)."),
     nce_weight: float = typer.Option(1.0, help="Weight of the paired InfoNCE term (0 switches it off)."),
     ce_weight: float = typer.Option(1.0, help="Weight of the report decoder's cross-entropy (0 switches it off)."),
+    augment: float = typer.Option(0.0, min=0.0, max=1.0, metavar="<p>", help="Chance that each ECG augmentation (amplitude scaling, baseline wander, noise, a time shift of up to 0.5 s) is applied to a record's training copy; 0 = none."),
+    channels: str = typer.Option("", metavar="C1,C2,C3,C4", help="ResNet encoder channels per stage (wider: more capacity, slower). Default: 32,64,128,256."),
     ot_reg: float = typer.Option(0.05, help="Entropic regularisation of the OT term (cost is 1 - cosine)."),
     train_split: str = typer.Option("", help="Values of the dataset's split column to train on, e.g. 'train' or '1-8'; default: train (PTB-XL: folds 1-8)."),
     val_split: str = typer.Option("", help="Values of the split column that choose the best checkpoint and stop early (validation loss, no labels); default: val (PTB-XL: fold 9)."),
@@ -86,7 +88,7 @@ def train(
             data=str(data.resolve()), out=str(out), text_model=text_model, encoder=encoder, fs_hz=fs,
             train_split=train_split, val_split=val_split, epochs=epochs, batch_size=batch_size,
             lr=lr, warmup_fraction=warmup, ce_weight=ce_weight, ot_weight=ot_weight, nce_weight=nce_weight,
-            ot_reg=ot_reg, patience=patience, seed=seed, device=device, limit=limit,
+            ot_reg=ot_reg, augment=augment, model_overrides=_channels(channels, encoder), patience=patience, seed=seed, device=device, limit=limit,
         )
         zero_shot = superclass_auc_fn(data.resolve()) if zero_shot_metric else None
         run = run_training(cfg, resume=resume, console=console, zero_shot_fn=zero_shot)
@@ -95,6 +97,21 @@ def train(
             f"interrupted: continue with --resume (from {out / 'last.pt'})", style="yellow", markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     console.print(f"done: {run}/best.pt (export with: ecgreport export-onnx {run}/best.pt)", markup=False)
+
+
+def _channels(text: str, encoder: str) -> dict:
+    """--channels as ModelConfig overrides: {} when not given."""
+    if not text.strip():
+        return {}
+    try:
+        chans = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        chans = ()
+    if len(chans) != 4 or min(chans) < 1:
+        raise typer.BadParameter(f"{text!r}: give four positive channel counts, e.g. 32,64,128,256", param_hint="--channels")
+    if encoder != "resnet":
+        raise typer.BadParameter("only the resnet encoder has channels per stage", param_hint="--channels")
+    return {"resnet_channels": chans}
 
 
 # \b keeps click from re-wrapping the format's table.

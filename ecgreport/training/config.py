@@ -38,6 +38,10 @@ class TrainConfig:
     ot_iters: int = 200
     temperature: float = 0.07
     lead_dropout: float = 0.1      # chance that a record's training copy loses one random lead
+    # Chance that each augmentation (amplitude, baseline wander, noise, time shift; see
+    # ecgreport.training.augment) is applied to a record's training copy; 0 = none. Configs
+    # written before augmentations existed read as 0, which is how they were trained.
+    augment: float = 0.0
     patience: int = 4              # epochs without a better validation loss before stopping
     seed: int = 0
     device: str = "auto"
@@ -51,6 +55,8 @@ class TrainConfig:
         for key in ("train_split", "val_split"):
             value = getattr(self, key)
             object.__setattr__(self, key, parse_splits(value) if value not in ((), "", None) else ())
+        if not 0.0 <= self.augment <= 1.0:
+            raise ValueError(f"augmentation probability {self.augment} must be in [0, 1]")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warm-up fraction {self.warmup_fraction} must be in [0, 1)")
 

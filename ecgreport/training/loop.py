@@ -33,6 +33,7 @@ from ecgreport.model.model import ECGReportModel, count_parameters
 from ecgreport.model.text_encoder import TextEncoder
 from ecgreport.reports import WordTokenizer
 from ecgreport.dataset.format import open_dataset
+from ecgreport.training.augment import augment as augment_batch
 from ecgreport.training.checkpoint import read_checkpoint, save_checkpoint
 from ecgreport.training.config import TrainConfig
 from ecgreport.training.data import ECGTextSet, load_split
@@ -74,8 +75,11 @@ class Batches:
             self.tokens[i, : len(ids)] = ids
         self.text_emb = text_emb  # (n_unique, D) rows match data.unique_reports
 
-    def get(self, idx: np.ndarray, device, lead_dropout: float = 0.0, rng: np.random.Generator | None = None):
+    def get(self, idx: np.ndarray, device, lead_dropout: float = 0.0, rng: np.random.Generator | None = None,
+            augment: float = 0.0, fs_hz: float = 100.0):
         x = self.data.signals[idx]
+        if augment and rng is not None:  # before drop-out, so a dropped lead stays exactly zero
+            x = augment_batch(x, rng, fs_hz, augment)
         if lead_dropout and rng is not None:
             x = x.copy()
             hit = np.nonzero(rng.random(len(idx)) < lead_dropout)[0]
@@ -295,7 +299,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None, zero_shot_fn=Non
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step, total, cfg)
                 with amp:
-                    terms = compute_losses(ddp_model, train_b.get(idx, device, cfg.lead_dropout, rng), cfg, tokenizer.PAD)
+                    terms = compute_losses(ddp_model, train_b.get(idx, device, cfg.lead_dropout, rng, cfg.augment, cfg.fs_hz), cfg, tokenizer.PAD)
                 opt.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
