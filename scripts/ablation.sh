@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# The ablation in docs/results.md: four trainings with the same budget, each evaluated on
-# PTB-XL fold 10 by `ecgreport evaluate`. Usage: scripts/ablation.sh /path/to/ptb-xl [EPOCHS] [RUNS_DIR]
-# One training at a time (2-core machines): about 4 x EPOCHS x 2.5 minutes on a 2-core CPU.
+# The model round-2 ablation in docs/results.md: one training per row, one at a time (2-core
+# machines), each evaluated on PTB-XL fold 10 by `ecgreport evaluate`. Resumable: rerun it and
+# finished rows are skipped, an interrupted training continues from its last.pt.
+#
+#   scripts/ablation.sh PTBXL_DIR [RUNS_DIR]
+#
+# Rows (all on the normalised report text, seed 0, CE + OT + paired InfoNCE):
+#   short     the first model's recipe: 14 epochs, patience 4, no augmentation
+#   long      the same with the budget of the other rows: 20 epochs, patience 5
+#   aug       + ECG augmentations (--augment 0.5)
+#   aug-wide  + a wider ResNet (--channels 64,128,256,256)
+# About 25-45 minutes per row on a 2-core CPU.
 set -euo pipefail
-data=${1:?usage: scripts/ablation.sh PTBXL_DIR [EPOCHS] [RUNS_DIR]}
-epochs=${2:-3}
-runs=${3:-runs/ablation}
+data=${1:?usage: scripts/ablation.sh PTBXL_DIR [RUNS_DIR]}
+runs=${2:-runs/r2}
 mkdir -p "$runs"
-declare -A variants=(
-  [default]="--encoder resnet"
-  [no-ot]="--encoder resnet --ot-weight 0"
-  [no-nce]="--encoder resnet --nce-weight 0"
-  [transformer]="--encoder transformer"
+declare -A args=(
+  [short]="--epochs 14 --patience 4 --augment 0"
+  [long]="--epochs 20 --patience 5 --augment 0"
+  [aug]="--epochs 20 --patience 5 --augment 0.5"
+  [aug-wide]="--epochs 20 --patience 5 --augment 0.5 --channels 64,128,256,256"
 )
-for name in default no-ot no-nce transformer; do
-  if [ ! -f "$runs/$name/best.pt" ]; then
+for name in short long aug aug-wide; do
+  run=$runs/$name
+  if [ ! -f "$run/done" ]; then
+    resume=(); [ -f "$run/last.pt" ] && resume=(--resume)
     # shellcheck disable=SC2086
-    ecgreport train --data "$data" --out "$runs/$name" --epochs "$epochs" --patience "$epochs" ${variants[$name]} -q
+    ecgreport train --data "$data" --out "$run" ${args[$name]} "${resume[@]}" > "$runs/$name.log" 2>&1
+    touch "$run/done"
   fi
-  if [ ! -f "$runs/$name/eval.json" ]; then
-    ecgreport evaluate --data "$data" --model "$runs/$name/best.pt" --json "$runs/$name/eval.json" -q >/dev/null
+  if [ ! -f "$run/eval10.json" ]; then
+    ecgreport evaluate --data "$data" --model "$run/best.pt" --json "$run/eval10.json" -q > "$run/eval10.txt"
   fi
 done
 # With BUNDLE_EVAL=<evaluate --json of the shipped bundle>, docs/results.md and the README

@@ -220,15 +220,23 @@ def _shell(cmd: list[str]) -> str:
     return " ".join(f'"{c}"' if "$" in c else shlex.quote(c) for c in cmd)
 
 
+def foreign_means(per: dict) -> dict:
+    """Mean AUC over every mapped label with an AUC, and over those with at least FEW positives
+    (the model card reads these from OUT/foreign-summary.json)."""
+    aucs = [(v["auc"], v["positives"]) for e in per["sets"].values() for v in e["labels"].values() if v["auc"] == v["auc"]]
+    many = [a for a, n in aucs if n >= FEW]
+    return {"mean_auc": sum(a for a, _ in aucs) / len(aucs) if aucs else float("nan"), "n_labels": len(aucs),
+            "mean_auc_min_positives": sum(many) / len(many) if many else float("nan"),
+            "n_labels_min_positives": len(many), "min_positives": FEW, "scoring": per["method"]}
+
+
 def foreign_section(res: dict, per: dict, cmds: list[list[str]], rules: list[Rule], n_records: int, model: str) -> list[str]:
     """The "Foreign data: LUDB" section, every number from `res` (evaluate's JSON) and `per`
     (_per_label)."""
     method = per["method"]
     zs = res["zero_shot"]
-    aucs = [(v["auc"], v["positives"]) for e in per["sets"].values() for v in e["labels"].values() if v["auc"] == v["auc"]]
-    mean = sum(a for a, _ in aucs) / len(aucs) if aucs else float("nan")
-    many = [a for a, n in aucs if n >= FEW]
-    many_mean = sum(many) / len(many) if many else float("nan")
+    m = foreign_means(per)
+    mean, many_mean, aucs, many = m["mean_auc"], m["mean_auc_min_positives"], range(m["n_labels"]), range(m["n_labels_min_positives"])
     lines = [
         "## Foreign data: LUDB",
         "",
@@ -339,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     me = ["python", "scripts/ludb_truth.py", "$LUDB", "--out", str(a.out), "--doc", str(a.doc), "--data", str(a.data)]
     model = str(a.model) if a.model else "export/"
     write_section(a.doc, foreign_section(res, per, [build, me, cmd], rules, len(records), model))
+    (a.out / "foreign-summary.json").write_text(json.dumps({**foreign_means(per), "model": model}, indent=2) + "\n")
     print(f"wrote {a.doc}", file=sys.stderr)
     return 0
 

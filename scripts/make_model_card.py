@@ -19,6 +19,59 @@ from ecgreport import DISCLAIMER  # noqa: E402
 from ecgreport.evaluation.run import to_markdown  # noqa: E402
 from ecgreport.onnx.export import replace_model_card  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_results  # noqa: E402
+
+REPORT_ROW = {"decoder": "model", "consensus": "model+retrieval consensus"}
+MARK = {True: "met", False: "MISSED"}
+
+
+def _target(name: str, value: float, goal: float, met: bool, limit: str, unit: str = "") -> str:
+    line = f"- {name} >= {goal:g}{unit}: {MARK[met]} ({value:.3f}{unit}"
+    if met:
+        return line + ")."
+    return line + f"; short by {goal - value:.3f}{unit}). What limits it: {limit}"
+
+
+def round2_targets(manifest: dict, res: dict, zs: dict, size_mb: float, foreign: Path | None) -> str:
+    """The targets of issue #14, each met or missed by how much, with what limits a miss."""
+    rows = []
+    limits = {
+        "superclass": "the encoder learns only what report text separates; HYP and MI sub-types are written "
+                      "rarely and vaguely in PTB-XL's reports, so their directions in text space are close.",
+        "subclass": "23 classes, a third with fewer than 50 test records, and several (e.g. LAO/LAE, RVH, "
+                    "SEHYP) that reports almost never name: the text model has no separate direction for them.",
+        "rhythm": "rare rhythms (SVTAC, PSVT, SVARR, BIGU, TRIGU) have a handful of training reports each; "
+                  "a 10 s window at 100 Hz with one embedding per record blurs beat-to-beat timing.",
+    }
+    goals = {"superclass": 0.87, "subclass": 0.83, "rhythm": 0.82}
+    for task, goal in goals.items():
+        if task in zs:
+            v = zs[task]["macro_auc"]
+            rows.append(_target(f"zero-shot {task} macro AUC", v, goal, v >= goal, limits[task]))
+    rg = res.get("report_generation", {})
+    st = res.get("clinical_statements", {})
+    row = REPORT_ROW.get(manifest.get("report", {}).get("method", "decoder"), "model")
+    meteor = rg.get(row, {}).get("METEOR", float("nan"))
+    retr = rg.get("retrieval", {}).get("METEOR", float("nan"))
+    rows.append(_target(f"METEOR ({row}; retrieval {retr:.3f})", meteor, 0.30, meteor >= 0.30 and meteor > retr,
+                        "the reports are templated and the decoder, trained by cross-entropy, writes the frequent "
+                        "phrasings; pycocoevalcap's METEOR reads lower than the NLTK METEOR papers quote."))
+    macro, micro = st.get(row, {}).get("macro_f1", float("nan")), st.get(row, {}).get("micro_f1", float("nan"))
+    rows.append(_target("statement macro F1", macro, 0.30, macro >= 0.30,
+                        "rare statements are never written: a decoder trained by cross-entropy on 13k reports "
+                        "puts them below the frequent ones at every step, and the macro mean counts each of the "
+                        "50 codes once."))
+    rows.append(_target("statement micro F1 (not lower than the first model's)", micro, 0.630, micro >= 0.630,
+                        "see the macro F1."))
+    if foreign and foreign.is_file():
+        f = json.loads(foreign.read_text())
+        rows.append(_target(f"LUDB mean AUC over the {f['n_labels']} mapped labels", f["mean_auc"], 0.75,
+                            f["mean_auc"] >= 0.75, "LUDB's 100 records are another device generation and "
+                            "country; pacing, atrial and hypertrophy labels have few positives and sit near chance."))
+    rows.append(f"- bundle size <= 25 MB: {MARK[size_mb <= 25]} ({size_mb:.1f} MB).")
+    return "\n".join(rows)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,6 +80,10 @@ def main() -> None:
     ap.add_argument("--eval", type=Path, required=True, help="evaluate --json output for this bundle")
     ap.add_argument("--train-command", required=True)
     ap.add_argument("--eval-command", default="ecgreport evaluate --data PTBXL --model export --json eval.json")
+    ap.add_argument("--foreign", type=Path, help="foreign-summary.json of scripts/ludb_truth.py --doc (LUDB mean AUC)")
+    ap.add_argument("--ablation", type=Path, help="run folder of scripts/ablation.sh: its table goes in the card")
+    ap.add_argument("--results", type=Path, default=Path("docs/results.md"),
+                    help="docs/results.md, whose foreign-data block the card repeats")
     args = ap.parse_args()
     manifest = json.loads((args.bundle / "manifest.json").read_text())
     metrics = [json.loads(l) for l in (args.run / "metrics.jsonl").read_text().splitlines() if l.strip()]
@@ -37,24 +94,15 @@ def main() -> None:
     n_params = manifest.get("n_parameters")
     size_mb = sum(f["bytes"] for f in manifest["files"].values()) / 1e6
     zs = res["zero_shot"][manifest.get("scoring", {}).get("method", "direct")]
-    rg = res.get("report_generation", {})
-    st = res.get("clinical_statements", {})
-    auc = zs["superclass"]["macro_auc"]
-    meteor = rg.get("model", {}).get("METEOR", float("nan"))
-    retr = rg.get("retrieval", {}).get("METEOR", float("nan"))
-    f1 = {k: st.get(k, {}).get("micro_f1", float("nan")) for k in ("model", "retrieval", "most_frequent")}
-    mark = {True: "met", False: "MISSED"}
-    targets = "\n".join([
-        f"- zero-shot superclass macro AUC >= 0.82: {mark[auc >= 0.82]} ({auc:.3f}, "
-        f"95% CI {zs['superclass']['ci95'][0]:.3f}-{zs['superclass']['ci95'][1]:.3f}).",
-        f"- METEOR >= 0.28 and above retrieval: {mark[meteor >= 0.28 and meteor > retr]} (decoder {meteor:.3f}, "
-        f"retrieval {retr:.3f}). What limits it: the decoder is trained by cross-entropy alone on "
-        f"{manifest.get('retrieval', {}).get('n_train', 'about 13k')} templated reports and, decoding greedily, "
-        "prefers the most frequent phrasings; the references are noisy (device footers, untranslated "
-        "Swedish/German fragments); pycocoevalcap's METEOR reads lower than the NLTK METEOR many ECG papers quote.",
-        f"- clinical statement micro F1 clearly above both baselines: {mark[f1['model'] > f1['retrieval'] and f1['model'] > f1['most_frequent']]} "
-        f"(model {f1['model']:.3f}, retrieval {f1['retrieval']:.3f}, most frequent report {f1['most_frequent']:.3f}).",
-    ])
+    targets = round2_targets(manifest, res, zs, size_mb, args.foreign)
+    extra = []
+    if args.ablation:
+        extra += ["## Ablation (PTB-XL fold 10; `scripts/ablation.sh`)", "", *make_results.ablation_table(args.ablation), ""]
+    foreign = make_results._foreign_block(args.results)
+    if foreign:
+        extra += foreign
+    augmented = (", and amplitude, baseline-wander, noise and time-shift augmentations"
+                 if cfg.get("augment") else "")
     card = f"""# ecgreport default model
 
 > {DISCLAIMER}
@@ -85,9 +133,11 @@ best epoch {best['epoch']} (validation loss). Seed {cfg['seed']}.
 Command: `{args.eval_command}`
 
 {to_markdown(res, "Evaluation")}
-Targets set for this model (issue tracker), measured above with the bundle's defaults
+Targets of model round 2 (issue tracker, #14), measured above with the bundle's defaults
 ({manifest.get('scoring', {}).get('method')} scoring, {manifest.get('report', {}).get('method', 'decoder')} reports):
 {targets}
+
+{chr(10).join(extra)}
 
 ## Intended use
 Research on ECG-language alignment; screening a research archive for records worth a human
@@ -96,7 +146,7 @@ look; a baseline for zero-shot ECG classification. Not for clinical use.
 ## Known failure modes and limits
 - Trained on one dataset (PTB-XL: German hospital ECGs from 1989-1996, Schiller devices): expect
   lower quality on other devices, populations, paediatric ECGs, and 1- or 3-lead recordings
-  (missing leads are zero-filled; the model saw random single-lead drop-out only).
+  (missing leads are zero-filled; the model saw random single-lead drop-out only{augmented}).
 - Reports are templated like PTB-XL's; the decoder leans towards frequent phrasings ("sinus
   rhythm. normal ecg.") and rarely names rare findings.
 - Zero-shot scores are similarities, not probabilities, and are not calibrated; hypertrophy
