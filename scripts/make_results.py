@@ -21,7 +21,6 @@ VARIANTS = {
     "short": "the first model's recipe on normalised text: 14 epochs, patience 4",
     "long": "the same, with this table's budget: 20 epochs, patience 5",
     "aug": "+ ECG augmentations (--augment 0.5)",
-    "aug-wide": "+ augmentations and a wider ResNet (--channels 64,128,256,256)",
 }
 
 
