@@ -74,8 +74,8 @@ def ludb_reference(record: Path, fs: float) -> list[dict]:
     """Per annotated beat (QRS), the median and earliest/latest boundaries over the leads, s.
 
     A QRS is one beat across leads when its peaks lie within 80 ms; a lead's P belongs to
-    the beat whose QRS onset follows it within 0.45 s, its T to the beat whose QRS offset
-    precedes it within 0.7 s. Keys: ``r`` (median peak), ``<bound>`` and ``<bound>_g``.
+    the nearest beat whose QRS onset follows it within 0.45 s, its T to the nearest beat
+    whose QRS offset precedes it within 0.7 s. Keys: ``r`` (median peak), ``<bound>`` and ``<bound>_g``.
     """
     per_lead = {lead: ludb_waves(record, lead) for lead in LUDB_LEADS}
     peaks = sorted(w[2] for waves in per_lead.values() for w in waves if w[0] == "N")
@@ -97,15 +97,20 @@ def ludb_reference(record: Path, fs: float) -> list[dict]:
                     qrs[k] = (on, off)
                     beats[k]["vals"]["qrs_on"].append(on)
                     beats[k]["vals"]["qrs_off"].append(off)
+        # Each P belongs to the nearest QRS after it, each T to the nearest QRS before it:
+        # at fast rates a T also lies within 0.7 s of the QRS before its own, and counting
+        # it twice mixed two beats' T waves into one reference.
         for kind, on, pk, off in waves:
             if kind == "p":
-                for k, (q_on, _) in qrs.items():
-                    if 0 < q_on - on <= 0.45 * fs and off <= q_on + 0.02 * fs:
-                        beats[k]["vals"]["p_on"].append(on)
+                after = [(q_on - on, k) for k, (q_on, _) in qrs.items()
+                         if 0 < q_on - on <= 0.45 * fs and off <= q_on + 0.02 * fs]
+                if after:
+                    beats[min(after)[1]]["vals"]["p_on"].append(on)
             elif kind == "t":
-                for k, (_, q_off) in qrs.items():
-                    if 0 < on - q_off <= 0.7 * fs:
-                        beats[k]["vals"]["t_off"].append(off)
+                before = [(on - q_off, k) for k, (_, q_off) in qrs.items()
+                          if 0 < on - q_off <= 0.7 * fs]
+                if before:
+                    beats[min(before)[1]]["vals"]["t_off"].append(off)
     out = []
     for b in beats:
         ref = {"r": b["r"] / fs}
