@@ -74,6 +74,7 @@ class Params:
 
 
 PARAMS = Params()
+_DEBUG: dict = {}
 PRE_S, POST_S = 0.5, 0.7   # the median beat's window around the R peak
 _SQRT3 = math.sqrt(3.0)
 
@@ -321,6 +322,8 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
     magnitude = np.sqrt(np.einsum("ij,ij->j", centred, centred))
     rr_med = _median(rr_s)
     fid = {"qrs_on": qrs_on, "qrs_off": qrs_off}
+    if details:  # DEBUG
+        _DEBUG.clear(); _DEBUG.update(median=median, magnitude=magnitude, velocity=velocity, f=f, centred=centred)
 
     # T: peak of the spatial magnitude after the QRS, end by the tangent method
     # T peak within 0.1 s + RR / 2 of QRS onset (0.6 s at most): later comes the next P
@@ -332,6 +335,15 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
         t_reason = "no room for a T wave before the next beat"
     else:
         t_peak = t_lo + int(np.argmax(magnitude[t_lo:t_peak_hi]))
+        # T's own floor: M's minimum before M rises again (into U or the next P wave) by a
+        # quarter of the T's height above the lowest point so far; the minimum up to the
+        # next QRS could lie in the next PR segment and stretch the search over P's descent
+        after = magnitude[t_peak:t_hi + 1]
+        low_so_far = np.minimum.accumulate(after)
+        rising = np.nonzero(after - low_so_far > np.maximum(
+            0.25 * (after[0] - low_so_far), 0.5 * params.min_t_mv))[0]
+        if rising.size:
+            t_hi = t_peak + int(rising[0])
         floor = float(magnitude[t_peak:t_hi + 1].min())
         if magnitude[t_peak] - floor < params.min_t_mv:
             t_reason = "T wave too flat to find its end"
