@@ -24,7 +24,10 @@ the one interpretive electrocardiographs use, cut to what fits in about 1 ms per
    just before QRS onset) marks P and T: T peak = the largest ``M`` within 0.1 s + RR/2 of
    QRS onset, T end by the tangent method (steepest descent of ``M`` between the T peak and
    where it has fallen by two thirds, extended to ``M``'s floor, never past where ``M`` is
-   within 10 % of it), plus a fixed 25 ms (the method's bias on LUDB 1-99); P peak = the
+   within 10 % of it), plus a fixed 25 ms (the method's bias on LUDB 1-99). The floor is
+   ``M``'s minimum after the T peak only up to where ``M`` rises again (by a quarter of
+   the T's height): further on lie U, the next P wave and the next PR segment, and a floor
+   found there sent the tangent down the next P wave (a QT of 655 ms for 360). P peak = the
    largest ``M`` between the previous T end and the QRS, P onset/offset where ``M`` falls
    below 15 % of the P peak above its floor. A P wave must be present in the single beats
    too (their P segments correlate with the median's), else PR is None: atrial
@@ -74,7 +77,6 @@ class Params:
 
 
 PARAMS = Params()
-_DEBUG: dict = {}
 PRE_S, POST_S = 0.5, 0.7   # the median beat's window around the R peak
 _SQRT3 = math.sqrt(3.0)
 
@@ -322,8 +324,6 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
     magnitude = np.sqrt(np.einsum("ij,ij->j", centred, centred))
     rr_med = _median(rr_s)
     fid = {"qrs_on": qrs_on, "qrs_off": qrs_off}
-    if details:  # DEBUG
-        _DEBUG.clear(); _DEBUG.update(median=median, magnitude=magnitude, velocity=velocity, f=f, centred=centred)
 
     # T: peak of the spatial magnitude after the QRS, end by the tangent method
     # T peak within 0.1 s + RR / 2 of QRS onset (0.6 s at most): later comes the next P
