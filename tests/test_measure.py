@@ -56,6 +56,21 @@ def test_axis_from_i_and_avf_when_ii_and_iii_are_missing():
     assert abs(m["qrs_axis_deg"] + 45) <= 10
 
 
+@pytest.mark.parametrize("fs", [100, 500])
+@pytest.mark.parametrize("rate", [86, 100])
+def test_low_t_wave_over_a_depressed_pr_segment_ends_at_the_t_wave(fs, rate):
+    """A flat T (0.1 mV) and an atrial repolarization wave that puts the PR segment below
+    the TP segment: M's lowest point after T lies in the next PR segment, past the next P
+    wave. Searching that far ran the tangent down the next P wave (QT 545-655 ms for 360,
+    and no PR: the P search starts at the previous T end), as on LUDB record 65."""
+    sig, names = synthetic_ecg(heart_rate=rate, fs_hz=fs, pr_s=0.18, qt_s=0.36, t_mv=0.1,
+                               ta_mv=0.08)
+    m = measure_ecg(sig, fs, names)
+    assert m["reasons"] == {}
+    assert abs(m["qt_ms"] - 360) <= TOL_MS["qt_ms"], m["qt_ms"]
+    assert abs(m["pr_ms"] - 180) <= TOL_MS["pr_ms"], m["pr_ms"]
+
+
 def test_atrial_fibrillation_has_no_pr_and_says_why():
     sig, names = synthetic_ecg(fs_hz=500, heart_rate=95, af=True, seed=3)
     m = measure_ecg(sig, 500, names)
