@@ -11,6 +11,7 @@ import pytest
 
 from ecgreport.measure import MEASUREMENT_KEYS, measure_ecg
 from ecgreport.measure.contradictions import check_report
+from ecgreport.measure.intervals import detect_r_peaks
 from ecgreport.measure.record import measurement_lines
 from ecgreport.measure.synthetic import synthetic_ecg
 
@@ -69,6 +70,21 @@ def test_low_t_wave_over_a_depressed_pr_segment_ends_at_the_t_wave(fs, rate):
     assert m["reasons"] == {}
     assert abs(m["qt_ms"] - 360) <= TOL_MS["qt_ms"], m["qt_ms"]
     assert abs(m["pr_ms"] - 180) <= TOL_MS["pr_ms"], m["pr_ms"]
+
+
+@pytest.mark.parametrize("spike_mv", [1.0, 2.0])
+def test_unpaced_beats_after_paced_ones_are_found(spike_mv):
+    """Five paced beats (a 4 ms spike before the QRS) then five unpaced ones, at 500 Hz: the
+    spikes' one-sample slope set the detection threshold above the unpaced beats, which
+    were lost (LUDB record 95: five of ten beats found)."""
+    sig, _ = synthetic_ecg(heart_rate=60, fs_hz=500, duration_s=10)
+    for k in range(5):
+        start = int((0.6 + k - 0.01) * 500)  # 10 ms before the QRS onset
+        sig[:, start:start + 2] += spike_mv * np.linspace(1.0, 0.3, 12)[:, None]
+    peaks = detect_r_peaks(sig, 500)
+    onsets = 0.6 + np.arange(10)  # s
+    assert peaks.size == 10
+    np.testing.assert_array_less(np.abs(peaks / 500 - onsets - 0.03), 0.04)
 
 
 def test_atrial_fibrillation_has_no_pr_and_says_why():
