@@ -87,6 +87,19 @@ def test_unpaced_beats_after_paced_ones_are_found(spike_mv):
     np.testing.assert_array_less(np.abs(peaks / 500 - onsets - 0.03), 0.04)
 
 
+@pytest.mark.parametrize("fs", [100, 500])
+def test_flat_t_wave_leaves_qt_empty_with_its_reason(fs):
+    """A T wave of 0.03 mV (dipole) has no end a reader could check: QT, QTc and the T axis
+    are None with the reason; the rest is measured (LUDB records with a T this flat gave
+    QT errors of -85 ms and more)."""
+    sig, names = synthetic_ecg(fs_hz=fs, t_mv=0.03)
+    m = measure_ecg(sig, fs, names)
+    for key in ("qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg"):
+        assert m[key] is None
+        assert m["reasons"][key] == "T wave too flat to find its end"
+    assert m["qrs_ms"] is not None and m["pr_ms"] is not None
+
+
 def test_atrial_fibrillation_has_no_pr_and_says_why():
     sig, names = synthetic_ecg(fs_hz=500, heart_rate=95, af=True, seed=3)
     m = measure_ecg(sig, 500, names)

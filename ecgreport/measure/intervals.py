@@ -73,7 +73,7 @@ class Params:
     hold_s: float = 0.012       # a boundary needs A below threshold for this long
     min_p_mv: float = 0.025     # a median P below this (spatial magnitude) is no P wave
     min_p_corr: float = 0.3     # beats' P segments must correlate with the median this well
-    min_t_mv: float = 0.04      # a median T below this is too flat to end
+    min_t_mv: float = 0.1       # a median T below this is too flat to end (flat T)
     despike_s: float = 0.006    # running median this long (>= 3 samples) removes pacing spikes
     max_noise: float = 0.5      # mean |beat - median beat| / QRS amplitude above this: noise
     min_beats: int = 3          # beats (whole epochs) needed for a median beat
