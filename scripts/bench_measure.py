@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                 for x in batch:
                     module.measure_ecg(x, fs, STD_LEADS)
                 best[name] = min(best[name], (time.perf_counter() - started) / len(batch))
-        print(f"{fs} Hz, {len(batch)} records: before ({args.before}) {1000 * best['before']:.3f} ms, "
-              f"after {1000 * best['after']:.3f} ms per record, ratio {best['after'] / best['before']:.3f}")
+        ratio = best["after"] / best["before"]
+        print(f"{fs} Hz, {len(batch)} records: before ({args.before}) "
+              f"{1000 * best['before']:.3f} ms, after {1000 * best['after']:.3f} ms per record, "
+              f"ratio {ratio:.3f}")
     return 0
 
 

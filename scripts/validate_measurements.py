@@ -77,7 +77,8 @@ def ludb_reference(record: Path, fs: float) -> list[dict]:
 
     A QRS is one beat across leads when its peaks lie within 80 ms; a lead's P belongs to
     the nearest beat whose QRS onset follows it within 0.45 s, its T to the nearest beat
-    whose QRS offset precedes it within 0.7 s. Keys: ``r`` (median peak), ``<bound>`` and ``<bound>_g``.
+    whose QRS offset precedes it within 0.7 s. Keys: ``r`` (median peak), ``<bound>``,
+    ``<bound>_g`` and ``<bound>_spread`` (the standard deviation over the leads).
     """
     per_lead = {lead: ludb_waves(record, lead) for lead in LUDB_LEADS}
     peaks = sorted(w[2] for waves in per_lead.values() for w in waves if w[0] == "N")
@@ -505,7 +506,8 @@ def refusals(records: list[dict]) -> list[str]:
                 why = item["m"]["reasons"].get(key, "not measurable")
                 reasons[why] = reasons.get(why, 0) + 1
         n = sum(reasons.values())
-        detail = "; ".join(f"{why} ({c})" for why, c in sorted(reasons.items(), key=lambda t: -t[1]))
+        detail = "; ".join(f"{why} ({c})"
+                           for why, c in sorted(reasons.items(), key=lambda t: -t[1]))
         out.append(f"- {k}: ecgreport left it empty in {n} of {len(records)} records"
                    + (f": {detail}." if n else "."))
     return ["Records ecgreport did not measure (the measurement is empty, with its reason; "
@@ -543,12 +545,14 @@ def write_details(path: Path, records: list[dict], paced: set[int],
         for item in records:
             ref = record_intervals(item["ref"])
             nk = record_intervals(item["nk"]) if "nk" in item else {}
-            row = [item["id"], int(item["id"] in paced), diag.get(item["id"], {}).get("rhythm", "")]
+            rhythm = diag.get(item["id"], {}).get("rhythm", "")
+            row = [item["id"], int(item["id"] in paced), rhythm]
             for k in INTERVALS:
                 ours = item["m"][f"{k}_ms"]
                 r = 1000 * ref[k] if k in ref else None
-                row += [_fmt(r), _fmt(ours), _fmt(ours - r if ours is not None and r is not None else None),
-                        _fmt(1000 * nk[k] - r if k in nk and r is not None else None)]
+                err = ours - r if ours is not None and r is not None else None
+                nk_err = 1000 * nk[k] - r if k in nk and r is not None else None
+                row += [_fmt(r), _fmt(ours), _fmt(err), _fmt(nk_err)]
             row.append("; ".join(f"{k}: {v}" for k, v in item["m"]["reasons"].items()))
             w.writerow(row)
 
@@ -616,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         "mean / SD of the differences (measured - reference, ms) over matched beats. Intervals: "
         "mean / SD over records of the record's measurement minus the median over its annotated "
         "beats. A lead's P wave belongs to the nearest QRS after it, its T wave to the nearest "
-        "QRS before it. neurokit2 " + _nk_version() + ": `ecg_delineate(method=\"dwt\")` on each lead "
+        "QRS before it. neurokit2 " + _nk_version() + ": `ecg_delineate(method=\"dwt\")` on "
+        "each lead "
         "with R peaks from lead II, median over the leads per beat, median over beats per "
         "record. ecgreport's thresholds were set on records 1-99, so the rows for records "
         "101-199 are the held-out check.",
