@@ -23,7 +23,9 @@ of links to the fold-10 records and of LUDB's ``data/``) the doc also counts how
 generated reports contradict their measurements (``scripts/eval_contradictions.py``).
 
 ``--calibrate`` prints the LUDB boundary errors of records 1-99 only (where the
-delineation thresholds were set) and stops.
+delineation thresholds were set) and stops. ``--details FILE.csv`` also writes each LUDB
+record's reference and measured intervals and their differences (with ``--calibrate``:
+records 1-99 only), to find the records that dominate a standard deviation.
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ def ludb_reference(record: Path, fs: float) -> list[dict]:
     """Per annotated beat (QRS), the median and earliest/latest boundaries over the leads, s.
 
     A QRS is one beat across leads when its peaks lie within 80 ms; a lead's P belongs to
-    the beat whose QRS onset follows it within 0.45 s, its T to the beat whose QRS offset
-    precedes it within 0.7 s. Keys: ``r`` (median peak), ``<bound>`` and ``<bound>_g``.
+    the nearest beat whose QRS onset follows it within 0.45 s, its T to the nearest beat
+    whose QRS offset precedes it within 0.7 s. Keys: ``r`` (median peak), ``<bound>``,
+    ``<bound>_g`` and ``<bound>_spread`` (the standard deviation over the leads).
     """
     per_lead = {lead: ludb_waves(record, lead) for lead in LUDB_LEADS}
     peaks = sorted(w[2] for waves in per_lead.values() for w in waves if w[0] == "N")
@@ -97,15 +100,20 @@ def ludb_reference(record: Path, fs: float) -> list[dict]:
                     qrs[k] = (on, off)
                     beats[k]["vals"]["qrs_on"].append(on)
                     beats[k]["vals"]["qrs_off"].append(off)
+        # Each P belongs to the nearest QRS after it, each T to the nearest QRS before it:
+        # at fast rates a T also lies within 0.7 s of the QRS before its own, and counting
+        # it twice mixed two beats' T waves into one reference.
         for kind, on, pk, off in waves:
             if kind == "p":
-                for k, (q_on, _) in qrs.items():
-                    if 0 < q_on - on <= 0.45 * fs and off <= q_on + 0.02 * fs:
-                        beats[k]["vals"]["p_on"].append(on)
+                after = [(q_on - on, k) for k, (q_on, _) in qrs.items()
+                         if 0 < q_on - on <= 0.45 * fs and off <= q_on + 0.02 * fs]
+                if after:
+                    beats[min(after)[1]]["vals"]["p_on"].append(on)
             elif kind == "t":
-                for k, (_, q_off) in qrs.items():
-                    if 0 < on - q_off <= 0.7 * fs:
-                        beats[k]["vals"]["t_off"].append(off)
+                before = [(on - q_off, k) for k, (_, q_off) in qrs.items()
+                          if 0 < on - q_off <= 0.7 * fs]
+                if before:
+                    beats[min(before)[1]]["vals"]["t_off"].append(off)
     out = []
     for b in beats:
         ref = {"r": b["r"] / fs}
@@ -113,6 +121,7 @@ def ludb_reference(record: Path, fs: float) -> list[dict]:
             if len(vals) >= 3:
                 ref[bound] = float(np.median(vals)) / fs
                 ref[bound + "_g"] = (min(vals) if bound.endswith("on") else max(vals)) / fs
+                ref[bound + "_spread"] = float(np.std(vals, ddof=1)) / fs  # over the leads
         out.append(ref)
     return out
 
@@ -483,7 +492,73 @@ def ludb_tables(res: dict, with_neurokit: bool, paced: set[int], res100: dict) -
                     f"{share[k]:.0%}" for k in INTERVALS) + " |")
     lines.append(f"| IEC 60601-2-25 tolerance | | | +-{IEC['pr'][0]} / {IEC['pr'][1]} | "
                  f"+-{IEC['qrs'][0]} / {IEC['qrs'][1]} | +-{IEC['qt'][0]} / {IEC['qt'][1]} | |")
+    lines += ["", *refusals(recs), "", reference_spread(recs)]
     return lines
+
+
+def refusals(records: list[dict]) -> list[str]:
+    """Why ecgreport left an interval empty on LUDB: records and reasons, per interval."""
+    out = []
+    for k, key in (("PR", "pr_ms"), ("QRS duration", "qrs_ms"), ("QT", "qt_ms")):
+        reasons: dict[str, int] = {}
+        for item in records:
+            if item["m"][key] is None:
+                why = item["m"]["reasons"].get(key, "not measurable")
+                reasons[why] = reasons.get(why, 0) + 1
+        n = sum(reasons.values())
+        detail = "; ".join(f"{why} ({c})"
+                           for why, c in sorted(reasons.items(), key=lambda t: -t[1]))
+        out.append(f"- {k}: ecgreport left it empty in {n} of {len(records)} records"
+                   + (f": {detail}." if n else "."))
+    return ["Records ecgreport did not measure (the measurement is empty, with its reason; "
+            "those whose reference has the interval count against the share measured above):",
+            "", *out]
+
+
+def reference_spread(records: list[dict]) -> str:
+    """How far the cardiologists' per-lead boundaries of one beat lie apart."""
+    parts = []
+    for b, name in zip(BOUNDS, ("P onset", "QRS onset", "QRS offset", "T offset")):
+        sd = [1000 * beat[b + "_spread"] for item in records for beat in item["ref"]
+              if b + "_spread" in beat]
+        if sd:
+            parts.append(f"{name} {np.median(sd):.0f} ({np.percentile(sd, 90):.0f})")
+    return ("Spread of the reference itself: the standard deviation over the leads of the "
+            "cardiologists' boundaries of one beat, median (90th percentile) over the beats, "
+            "ms: " + ", ".join(parts) + ". The reference is the median of these per-lead "
+            "marks, a global measurement is one boundary for all leads: where the leads' "
+            "marks spread widely the two differ by the morphology of the record, not only by "
+            "the method's error.")
+
+
+def write_details(path: Path, records: list[dict], paced: set[int],
+                  diag: dict[int, dict[str, str]]) -> None:
+    """Per LUDB record: the reference intervals, ecgreport's (and neurokit2's) and the
+    differences (ms), for finding the records that dominate a standard deviation."""
+    cols = ["id", "paced", "rhythm"]
+    for k in INTERVALS:
+        cols += [f"{k}_ref", f"{k}_ours", f"{k}_ours_err", f"{k}_nk_err"]
+    cols.append("reasons")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for item in records:
+            ref = record_intervals(item["ref"])
+            nk = record_intervals(item["nk"]) if "nk" in item else {}
+            rhythm = diag.get(item["id"], {}).get("rhythm", "")
+            row = [item["id"], int(item["id"] in paced), rhythm]
+            for k in INTERVALS:
+                ours = item["m"][f"{k}_ms"]
+                r = 1000 * ref[k] if k in ref else None
+                err = ours - r if ours is not None and r is not None else None
+                nk_err = 1000 * nk[k] - r if k in nk and r is not None else None
+                row += [_fmt(r), _fmt(ours), _fmt(err), _fmt(nk_err)]
+            row.append("; ".join(f"{k}: {v}" for k, v in item["m"]["reasons"].items()))
+            w.writerow(row)
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -495,6 +570,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate", action="store_true",
                         help="print LUDB 1-99 errors of ecgreport only, write nothing")
     parser.add_argument("--limit", type=int, default=None, help="PTB-XL records (for a try)")
+    parser.add_argument("--details", type=Path, default=None,
+                        help="also write per-record LUDB interval errors to this CSV")
     parser.add_argument("--batch-ptbxl", type=Path, default=None,
                         help="ecgreport batch output of PTB-XL fold 10 (contradiction counts)")
     parser.add_argument("--batch-ludb", type=Path, default=None,
@@ -508,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
             print("boundaries", {b: mean_sd(errs[b]) for b in BOUNDS})
             ierr, share = interval_errors(res["records"], "ours", suffix)
             print("intervals", {k: mean_sd(ierr[k]) for k in INTERVALS}, share)
+        if args.details:
+            write_details(args.details, res["records"], ludb_paced(args.ludb),
+                          ludb_diagnoses(args.ludb))
         return 0
 
     started = time.perf_counter()
@@ -518,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     ours_ms = 1000 * np.mean([r["ours_s"] for r in recs])
     nk_ms = 1000 * np.mean([r["nk_s"] for r in recs]) if not args.no_neurokit else float("nan")
     print(f"LUDB done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    if args.details:
+        write_details(args.details, recs, paced, ludb_diagnoses(args.ludb))
     ptb = run_ptbxl(args.ptbxl, args.limit)
     print(f"PTB-XL done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     diag = ludb_diagnoses(args.ludb)
@@ -537,7 +619,9 @@ def main(argv: list[str] | None = None) -> int:
         "by the spread of independent per-lead annotations) as a second reference. Boundaries: "
         "mean / SD of the differences (measured - reference, ms) over matched beats. Intervals: "
         "mean / SD over records of the record's measurement minus the median over its annotated "
-        "beats. neurokit2 " + _nk_version() + ": `ecg_delineate(method=\"dwt\")` on each lead "
+        "beats. A lead's P wave belongs to the nearest QRS after it, its T wave to the nearest "
+        "QRS before it. neurokit2 " + _nk_version() + ": `ecg_delineate(method=\"dwt\")` on "
+        "each lead "
         "with R peaks from lead II, median over the leads per beat, median over beats per "
         "record. ecgreport's thresholds were set on records 1-99, so the rows for records "
         "101-199 are the held-out check.",

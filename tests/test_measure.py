@@ -11,6 +11,7 @@ import pytest
 
 from ecgreport.measure import MEASUREMENT_KEYS, measure_ecg
 from ecgreport.measure.contradictions import check_report
+from ecgreport.measure.intervals import detect_r_peaks
 from ecgreport.measure.record import measurement_lines
 from ecgreport.measure.synthetic import synthetic_ecg
 
@@ -54,6 +55,49 @@ def test_axis_from_i_and_avf_when_ii_and_iii_are_missing():
     sig = sig * mask[:, None]
     m = measure_ecg(sig, 500, names, lead_mask=mask)
     assert abs(m["qrs_axis_deg"] + 45) <= 10
+
+
+@pytest.mark.parametrize("fs", [100, 500])
+@pytest.mark.parametrize("rate", [86, 100])
+def test_low_t_wave_over_a_depressed_pr_segment_ends_at_the_t_wave(fs, rate):
+    """A flat T (0.1 mV) and an atrial repolarization wave that puts the PR segment below
+    the TP segment: M's lowest point after T lies in the next PR segment, past the next P
+    wave. Searching that far ran the tangent down the next P wave (QT 545-655 ms for 360,
+    and no PR: the P search starts at the previous T end), as on LUDB record 65."""
+    sig, names = synthetic_ecg(heart_rate=rate, fs_hz=fs, pr_s=0.18, qt_s=0.36, t_mv=0.1,
+                               ta_mv=0.08)
+    m = measure_ecg(sig, fs, names)
+    assert m["reasons"] == {}
+    assert abs(m["qt_ms"] - 360) <= TOL_MS["qt_ms"], m["qt_ms"]
+    assert abs(m["pr_ms"] - 180) <= TOL_MS["pr_ms"], m["pr_ms"]
+
+
+@pytest.mark.parametrize("spike_mv", [1.0, 2.0])
+def test_unpaced_beats_after_paced_ones_are_found(spike_mv):
+    """Five paced beats (a 4 ms spike before the QRS) then five unpaced ones, at 500 Hz: the
+    spikes' one-sample slope set the detection threshold above the unpaced beats, which
+    were lost (LUDB record 95: five of ten beats found)."""
+    sig, _ = synthetic_ecg(heart_rate=60, fs_hz=500, duration_s=10)
+    for k in range(5):
+        start = int((0.6 + k - 0.01) * 500)  # 10 ms before the QRS onset
+        sig[:, start:start + 2] += spike_mv * np.linspace(1.0, 0.3, 12)[:, None]
+    peaks = detect_r_peaks(sig, 500)
+    onsets = 0.6 + np.arange(10)  # s
+    assert peaks.size == 10
+    np.testing.assert_array_less(np.abs(peaks / 500 - onsets - 0.03), 0.04)
+
+
+@pytest.mark.parametrize("fs", [100, 500])
+def test_flat_t_wave_leaves_qt_empty_with_its_reason(fs):
+    """A T wave of 0.03 mV (dipole) has no end a reader could check: QT, QTc and the T axis
+    are None with the reason; the rest is measured (LUDB records with a T this flat gave
+    QT errors of -85 ms and more)."""
+    sig, names = synthetic_ecg(fs_hz=fs, t_mv=0.03)
+    m = measure_ecg(sig, fs, names)
+    for key in ("qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "t_axis_deg"):
+        assert m[key] is None
+        assert m["reasons"][key] == "T wave too flat to find its end"
+    assert m["qrs_ms"] is not None and m["pr_ms"] is not None
 
 
 def test_atrial_fibrillation_has_no_pr_and_says_why():

@@ -5,9 +5,12 @@ the one interpretive electrocardiographs use, cut to what fits in about 1 ms per
 12-lead record at 100 Hz:
 
 1. **Beats.** R peaks from one combined lead: the sum over the usable leads of the squared
-   first difference (slope energy: QRS slopes are steep in some lead, T and P slopes are not),
-   smoothed over 40 ms; peaks above a quarter of its 98th percentile, at least 250 ms apart,
-   then peaks below 40 % of the median peak dropped (tall T waves).
+   change over 10 ms (slope energy: QRS slopes are steep in some lead, T and P slopes are
+   not; over 10 ms rather than one sample, so that a pacing spike does not outweigh the
+   unpaced beats), smoothed over 40 ms; peaks above a quarter of its 98th percentile, at
+   least 250 ms apart, then peaks below 40 % of the median peak dropped (tall T waves); each
+   placed on the one-sample slope energy's peak within 20 ms (a sharper fiducial for the
+   median beat). At 100 Hz 10 ms is one sample, and nothing changes.
 2. **Rate and regularity.** Mean RR over all detected beats; the rhythm is irregular when
    more than a third of successive RR differences exceed 12 % of the mean RR (atrial
    fibrillation's RR is random beat to beat; sinus arrhythmia changes slowly).
@@ -24,7 +27,10 @@ the one interpretive electrocardiographs use, cut to what fits in about 1 ms per
    just before QRS onset) marks P and T: T peak = the largest ``M`` within 0.1 s + RR/2 of
    QRS onset, T end by the tangent method (steepest descent of ``M`` between the T peak and
    where it has fallen by two thirds, extended to ``M``'s floor, never past where ``M`` is
-   within 10 % of it), plus a fixed 25 ms (the method's bias on LUDB 1-99); P peak = the
+   within 10 % of it), plus a fixed 25 ms (the method's bias on LUDB 1-99). The floor is
+   ``M``'s minimum after the T peak only up to where ``M`` rises again (by a quarter of
+   the T's height): further on lie U, the next P wave and the next PR segment, and a floor
+   found there sent the tangent down the next P wave (a QT of 655 ms for 360). P peak = the
    largest ``M`` between the previous T end and the QRS, P onset/offset where ``M`` falls
    below 15 % of the P peak above its floor. A P wave must be present in the single beats
    too (their P segments correlate with the median's), else PR is None: atrial
@@ -67,7 +73,7 @@ class Params:
     hold_s: float = 0.012       # a boundary needs A below threshold for this long
     min_p_mv: float = 0.025     # a median P below this (spatial magnitude) is no P wave
     min_p_corr: float = 0.3     # beats' P segments must correlate with the median this well
-    min_t_mv: float = 0.04      # a median T below this is too flat to end
+    min_t_mv: float = 0.1       # a median T below this is too flat to end (flat T)
     despike_s: float = 0.006    # running median this long (>= 3 samples) removes pacing spikes
     max_noise: float = 0.5      # mean |beat - median beat| / QRS amplitude above this: noise
     min_beats: int = 3          # beats (whole epochs) needed for a median beat
@@ -85,18 +91,30 @@ def empty_measurements(reason: str) -> dict:
     return out
 
 
-def detect_r_peaks(signal_mv: np.ndarray, fs_hz: float) -> np.ndarray:
-    """R-peak sample indices from the combined slope energy of ``signal_mv``
-    ``(n_leads, n_samples)`` mV (usable leads only). Returns ``(n_beats,)`` int64."""
-    d = np.diff(signal_mv, axis=1)
+def _slope_energy(signal_mv: np.ndarray, fs_hz: float, lag: int) -> tuple[np.ndarray, int]:
+    """Sum over leads of ``(x[t + lag] - x[t])**2``, averaged over 40 ms; and the offset to
+    add to an index of it for the signal sample it stands for."""
+    d = signal_mv[:, lag:] - signal_mv[:, :-lag]
     energy = np.einsum("ij,ij->j", d, d)
     width = max(1, int(round(0.04 * fs_hz)))
+    shift = 0
     if width > 1:
         c = np.cumsum(np.concatenate(([0.0], energy)))
         energy = (c[width:] - c[:-width]) / width
         shift = width // 2
-    else:
-        shift = 0
+    return energy, shift + (lag + 1) // 2  # the difference sits at t + lag / 2
+
+
+def detect_r_peaks(signal_mv: np.ndarray, fs_hz: float) -> np.ndarray:
+    """R-peak sample indices from the combined slope energy of ``signal_mv``
+    ``(n_leads, n_samples)`` mV (usable leads only). Returns ``(n_beats,)`` int64."""
+    # Beats are found on the change over 10 ms, not from one sample to the next: at 500 Hz
+    # a pacing spike (a few samples) has a one-sample slope many times a QRS's, and set the
+    # threshold above the unpaced beats of a record (LUDB 95 lost its 5 unpaced beats);
+    # over 10 ms it counts no more than its height. Each beat is then placed on the
+    # one-sample energy's peak nearby, which is sharper (the median beat is aligned on it).
+    lag = max(1, int(round(0.01 * fs_hz)))
+    energy, offset = _slope_energy(signal_mv, fs_hz, lag)
     if energy.size < 3:
         return np.zeros(0, dtype=np.int64)
     k98 = int(0.98 * (energy.size - 1))
@@ -107,7 +125,26 @@ def detect_r_peaks(signal_mv: np.ndarray, fs_hz: float) -> np.ndarray:
     if peaks.size:
         heights = energy[peaks]
         peaks = peaks[heights >= 0.4 * _median(heights)]
-    return (peaks + shift + 1).astype(np.int64)  # +1: np.diff's sample sits between two
+    peaks = peaks + offset
+    if lag > 1 and peaks.size:
+        peaks = _refine(signal_mv, fs_hz, peaks)
+    return peaks.astype(np.int64)
+
+
+def _refine(signal_mv: np.ndarray, fs_hz: float, peaks: np.ndarray) -> np.ndarray:
+    """Each of ``peaks`` moved to the largest one-sample slope energy (averaged over 40 ms,
+    as in :func:`_slope_energy` with lag 1) within 20 ms; computed on those windows only."""
+    reach = max(1, int(round(0.02 * fs_hz)))
+    width = max(1, int(round(0.04 * fs_hz)))
+    offset = width // 2 + 1
+    n_raw = 2 * reach + width  # one-sample energies the 2 * reach + 1 averages need
+    start = peaks - reach - offset
+    idx = np.clip(start[:, None] + np.arange(n_raw + 1), 0, signal_mv.shape[1] - 1)
+    d = np.diff(signal_mv[:, idx], axis=2)  # (leads, peaks, n_raw)
+    raw = np.einsum("lpk,lpk->pk", d, d)
+    c = np.concatenate((np.zeros((raw.shape[0], 1)), np.cumsum(raw, axis=1)), axis=1)
+    smooth = c[:, width:] - c[:, :-width]  # (peaks, 2 * reach + 1), sums over 40 ms
+    return start + np.argmax(smooth, axis=1) + offset
 
 
 def _median(values: np.ndarray) -> float:
@@ -332,6 +369,15 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
         t_reason = "no room for a T wave before the next beat"
     else:
         t_peak = t_lo + int(np.argmax(magnitude[t_lo:t_peak_hi]))
+        # T's own floor: M's minimum before M rises again (into U or the next P wave) by a
+        # quarter of the T's height above the lowest point so far; the minimum up to the
+        # next QRS could lie in the next PR segment and stretch the search over P's descent
+        after = magnitude[t_peak:t_hi + 1]
+        low_so_far = np.minimum.accumulate(after)
+        rising = np.nonzero(after - low_so_far > np.maximum(
+            0.25 * (after[0] - low_so_far), 0.5 * params.min_t_mv))[0]
+        if rising.size:
+            t_hi = t_peak + int(rising[0])
         floor = float(magnitude[t_peak:t_hi + 1].min())
         if magnitude[t_peak] - floor < params.min_t_mv:
             t_reason = "T wave too flat to find its end"

@@ -33,9 +33,13 @@ def synthetic_ecg(heart_rate: float = 70, fs_hz: float = 500, duration_s: float 
                   pr_s: float = 0.16, p_s: float = 0.10, qrs_s: float = 0.09,
                   qt_s: float = 0.40, qrs_axis_deg: float = 60, t_axis_deg: float = 45,
                   p_axis_deg: float = 55, af: bool = False, noise_mv: float = 0.01,
-                  seed: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
+                  seed: int = 0, t_mv: float = 0.35, ta_mv: float = 0.0,
+                  ) -> tuple[np.ndarray, tuple[str, ...]]:
     """``(12, duration_s * fs_hz)`` mV and the lead names. ``af``: no P waves, random RR
     (+-25 %) and 6 Hz fibrillatory waves of 0.05 mV. QRS onset of the first beat at 0.6 s.
+    ``t_mv``: the T wave's dipole amplitude; ``ta_mv``: an atrial repolarization (Ta) wave,
+    opposite to P, from P's end to 60 ms past QRS onset, that depresses the PR segment
+    below the TP segment (``ta_mv`` > 0 gives its depth).
 
     >>> sig, names = synthetic_ecg(fs_hz=100)
     >>> sig.shape, names[5]
@@ -60,11 +64,14 @@ def synthetic_ecg(heart_rate: float = 70, fs_hz: float = 500, duration_s: float 
     for q0 in onsets:
         if not af:
             add(_pulse(t, q0 - pr_s, p_s), 0.15, p_axis_deg, 0.2)
+            if ta_mv:
+                ta_start = q0 - pr_s + p_s
+                add(-_pulse(t, ta_start, q0 + 0.06 - ta_start), ta_mv, p_axis_deg, 0.2)
         add(-_pulse(t, q0, 0.25 * qrs_s), 0.15, qrs_axis_deg, -0.8)         # septal q
         add(_pulse(t, q0 + 0.15 * qrs_s, 0.55 * qrs_s), 1.4, qrs_axis_deg, -0.3)  # R
         add(-_pulse(t, q0 + 0.6 * qrs_s, 0.4 * qrs_s), 0.35, qrs_axis_deg, 1.5)   # S
         t_start = q0 + qrs_s + 0.06
-        add(_pulse(t, t_start, q0 + qt_s - t_start, skew=1.6), 0.35, t_axis_deg, -0.3)
+        add(_pulse(t, t_start, q0 + qt_s - t_start, skew=1.6), t_mv, t_axis_deg, -0.3)
     if af:
         for k in range(2):
             phase = rng.uniform(0, 2 * np.pi)
