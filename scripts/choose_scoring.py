@@ -37,6 +37,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import re
 import sys
 import tempfile
 import time
@@ -45,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgreport.evaluation.decoding import BUNDLE_SETTING, DECODERS, choose_decoder, decode_all, text_scores
-from ecgreport.evaluation.detection import macro_auc
+from ecgreport.evaluation.detection import macro_auc, per_class_auc
 from ecgreport.evaluation.labels import load_scp_statements
 from ecgreport.evaluation.likelihood import LikelihoodScorer, combine_z
 from ecgreport.evaluation.pseudo import pseudo_labels
@@ -57,6 +58,31 @@ from ecgreport.training.data import load_split
 FOLDS = (9,)
 TRAIN_FOLDS = tuple(range(1, 9))
 SETS = ("superclass", "subclass", "form", "rhythm")
+
+
+# Whether a per-record cost fits in `ecgreport batch`. Batch runs one single-threaded worker per
+# core and was measured `BATCH_SPEEDUP` times as fast as the rdsamp loop (docs/benchmarks.md,
+# written by benchmarks/throughput.py, row 2/1): per record it spends workers x loop / speedup
+# CPU-ms, so it stays at least as fast as the loop while the added CPU-ms per record are below
+# workers x loop x (1 - 1 / speedup) (2 cores, 1.40x: 0.57 x the loop's ms per record).
+BATCH_WORKERS = 2
+BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def batch_speedup(path: Path = BENCHMARKS) -> float:
+    """The measured 'batch / rdsamp loop' ratio of docs/benchmarks.md (1.0: no headroom, if absent)."""
+    match = re.search(r"batch / rdsamp loop \| ([0-9.]+)x", path.read_text(encoding="utf-8")) if path.is_file() else None
+    return float(match.group(1)) if match else 1.0
+
+
+BATCH_SPEEDUP = batch_speedup()
+BATCH_RULE = (f"added one-thread ms per record < {BATCH_WORKERS} workers x the loop's ms per record x "
+              f"(1 - 1/{BATCH_SPEEDUP:.2f}), the batch/loop speed ratio of docs/benchmarks.md")
+
+
+def batch_affordable(cost_ms: float, rdsamp_ms: float) -> bool:
+    """True if adding `cost_ms` of one-thread CPU per record keeps batch at least as fast as the loop."""
+    return cost_ms < BATCH_WORKERS * rdsamp_ms * (1 - 1 / BATCH_SPEEDUP)
 
 
 def log(message: str) -> None:
@@ -93,6 +119,27 @@ def set_aucs(scores: dict[str, np.ndarray], pseudo: dict[str, np.ndarray], names
         out[name] = {"macro_auc": float(macro), "n_labels": len(cols), "per_label": per}
     out["mean"] = float(np.mean([v["macro_auc"] for v in out.values()])) if out else float("nan")
     return out
+
+
+def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], pseudo: dict[str, np.ndarray],
+                      n_resamples: int = 200, seed: int = 0) -> list[float]:
+    """95% bootstrap interval (records resampled, the same resample for both) of the difference
+    'mean over sets of macro AUC' of scores `a` minus scores `b`, on the labels `set_aucs` scores."""
+    rng = np.random.default_rng(seed)
+    sets = [k for k in SETS if k in a and k in b]
+    cols = {k: [j for j in range(pseudo[k].shape[1]) if MIN_POSITIVES <= pseudo[k][:, j].sum() < len(pseudo[k])]
+            for k in sets}
+    sets = [k for k in sets if cols[k]]
+    if not sets:
+        return [float("nan"), float("nan")]
+    n = len(pseudo[sets[0]])
+    diffs = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        d = [np.nanmean(per_class_auc(pseudo[k][idx][:, cols[k]], np.asarray(a[k])[idx][:, cols[k]]))
+             - np.nanmean(per_class_auc(pseudo[k][idx][:, cols[k]], np.asarray(b[k])[idx][:, cols[k]])) for k in sets]
+        diffs.append(np.mean(d))
+    return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
 
 
 def label_prompts_of(sets: dict, names: dict[str, list[str]]) -> dict[str, list[list[str]]]:
@@ -180,7 +227,8 @@ def compute(args) -> dict:
             prompt_rows[f"prompts: {style}"] = set_aucs({k: emb @ m.T for k, m in mats.items()}, pseudo, names)
             styles[style + ":direct"] = {k: emb @ m.T for k, m in mats.items()}
         best_style = max(PROMPT_STYLES, key=lambda s: (prompt_rows[f"prompts: {s}"]["mean"], s == "scp"))
-        res["prompts"] = {"rows": prompt_rows, "chosen": best_style,
+        ci_prompts = paired_difference(styles[best_style + ":direct"], styles["scp:direct"], pseudo)
+        res["prompts"] = {"rows": prompt_rows, "chosen": best_style, "ci95_vs_scp": ci_prompts,
                           "rule": "highest mean over the label sets of the fold-9 macro AUC (direct scoring) "
                                   "against the extractor's statements; ties keep scp"}
         log(f"prompts: {best_style}")
@@ -204,9 +252,27 @@ def compute(args) -> dict:
         }
         floor_ms = rdsamp_ms(data)
         best_scoring = max(scoring_rows, key=lambda s: (scoring_rows[s]["mean"], s.startswith("direct (")))
-        res["scoring"] = {"rows": scoring_rows, "chosen": best_scoring, "n_records": n_lik,
+        # A label set's prompts alone cost less than all four sets' (the rhythm prompts are few and short).
+        enc_cost = runner.encode(fold.signals[:min(64, len(fold))])
+        set_ms = {}
+        for name, prompts in styles[best_style].items():
+            one = LikelihoodScorer(runner, {name: prompts})
+            t0 = time.perf_counter()
+            one.scores(enc_cost)
+            set_ms[name] = 1000 * (time.perf_counter() - t0) / len(enc_cost)
+        per_set = {}
+        for name in SETS:
+            have = {m: r[name]["macro_auc"] for m, r in scoring_rows.items() if name in r}
+            if have:
+                best = max(have, key=lambda m: (have[m], m.startswith("direct (")))
+                per_set[name] = {"chosen": best, "likelihood_ms_per_record": set_ms.get(name),
+                                 "affordable": batch_affordable(set_ms.get(name, 0.0), floor_ms)}
+        variants = {"direct (cosine)": d_sub, "likelihood (pmi)": lik,
+                    "direct + likelihood (z-sum)": {k: combine_z(d_sub[k], lik[k]) for k in lik}}
+        ci_scoring = paired_difference(variants[best_scoring], d_sub, sub)
+        res["scoring"] = {"rows": scoring_rows, "chosen": best_scoring, "n_records": n_lik, "ci95_vs_direct": ci_scoring,
                           "prompts": best_style, "n_prompts": len(scorer.prompts),
-                          "likelihood_ms_per_record": lik_ms, "rdsamp_ms_per_record": floor_ms,
+                          "likelihood_ms_per_record": lik_ms, "rdsamp_ms_per_record": floor_ms, "per_set": per_set,
                           "rule": "highest mean over the label sets of the fold-9 macro AUC against the extractor's "
                                   "statements; ties keep direct; a method other than direct runs in `ecgreport batch` "
                                   "only if its cost per record keeps batch at least as fast as the rdsamp loop"}
@@ -221,10 +287,17 @@ def compute(args) -> dict:
             refs = fold.reports[:n_dec]
             with contextlib.redirect_stdout(sys.stderr):  # pycocoevalcap prints its progress
                 rows = {name: {**text_scores(refs, texts[name]), "ms_per_record": cost[name]} for name in DECODERS}
-            chosen, rule = choose_decoder(rows)
+            floor_dec = rdsamp_ms(data)
+            # the greedy decoder is in today's batch already: only the extra cost counts
+            affordable = {n for n, r in rows.items()
+                          if batch_affordable(r["ms_per_record"] - rows["greedy"]["ms_per_record"], floor_dec)}
+            chosen, rule = choose_decoder(rows, affordable=affordable)
+            fastest_ok, _ = choose_decoder(rows)
             overall, rule_all = choose_decoder(rows, runnable_only=False)
             res["decoding"] = {"rows": rows, "chosen": chosen, "rule": rule, "setting": BUNDLE_SETTING[chosen],
                                "best_overall": overall, "rule_overall": rule_all, "n_records": n_dec, "k": args.k,
+                               "best_at_any_cost": fastest_ok, "affordable": sorted(affordable),
+                               "rdsamp_ms_per_record": floor_dec,
                                "examples": [{"reference": refs[i], **{n: texts[n][i] for n in DECODERS}}
                                             for i in range(min(3, n_dec))]}
     res["seconds"] = round(time.perf_counter() - t_start, 1)
@@ -254,11 +327,21 @@ def to_markdown(res: dict) -> str:
     s = res["scoring"]
     for name, r in s["rows"].items():
         lines.append(auc_row(f"scoring ({s['prompts']} prompts, {s['n_records']} rec.)", name, r, s["chosen"]))
+    affordable = batch_affordable(s["likelihood_ms_per_record"], s["rdsamp_ms_per_record"])
     lines += ["", "AUC cells: macro AUC (labels scored).", "",
-              f"- prompts: **{p['chosen']}**; rule: {p['rule']}.",
-              f"- scoring: **{s['chosen']}**; rule: {s['rule']}. Likelihood costs "
+              f"- prompts: **{p['chosen']}**; rule: {p['rule']}. Its mean minus scp's, 95% paired bootstrap "
+              f"interval over records: {_f(p['ci95_vs_scp'][0])} to {_f(p['ci95_vs_scp'][1])}.",
+              f"- scoring: **{s['chosen']}**; rule: {s['rule']}. Its mean minus direct's, 95% paired bootstrap "
+              f"interval: {_f(s['ci95_vs_direct'][0])} to {_f(s['ci95_vs_direct'][1])}. Likelihood costs "
               f"{s['likelihood_ms_per_record']:.1f} ms per record ({s['n_prompts']} prompts, one CPU thread) against "
-              f"{s['rdsamp_ms_per_record']:.2f} ms per record for the plain `wfdb.rdsamp` loop on this machine.", ""]
+              f"{s['rdsamp_ms_per_record']:.2f} ms per record for the plain `wfdb.rdsamp` loop on this machine: "
+              + ("within" if affordable else "beyond") + " what `ecgreport batch` can add and stay at least as fast "
+              f"as that loop ({BATCH_RULE}).",
+              "- per label set, by the same rule: " + "; ".join(
+                  f"{name} **{v['chosen']}** (likelihood of this set's prompts alone: "
+                  f"{v['likelihood_ms_per_record']:.1f} ms per record, "
+                  + ("affordable" if v["affordable"] else "not affordable") + " in batch)"
+                  for name, v in s.get("per_set", {}).items()) + ".", ""]
     d = res.get("decoding")
     if d:
         lines += [f"### Report decoding ({d['n_records']} records; k = {d['k']} nearest training reports)", "",
@@ -269,8 +352,10 @@ def to_markdown(res: dict) -> str:
             lines.append(f"| {name}{mark} | {_f(r.get('METEOR'))} | {_f(r.get('BLEU-4'))} | {_f(r.get('ROUGE-L'))} | "
                          f"{_f(r['statement_micro_f1'])} | {_f(r['statement_macro_f1'])} | {r['ms_per_record']:.1f} | "
                          f"{BUNDLE_SETTING[name] or 'no'} |")
-        lines += ["", f"- decoding: **{d['chosen']}** ({d['setting']}); rule: {d['rule']}.",
-                  f"- best of all strategies by the same rule: {d['best_overall']}.",
+        lines += ["", f"- decoding: **{d['chosen']}** ({d['setting']}); rule: {d['rule']} (affordable: extra cost "
+                  f"per record over greedy within {BATCH_RULE}; loop {d['rdsamp_ms_per_record']:.2f} ms per record).",
+                  f"- by the same rule without the cost condition: {d['best_at_any_cost']}; among all strategies, "
+                  f"the runtime's or not: {d['best_overall']}.",
                   "- statement F1: the extractor's statements in the generated text against those in the "
                   "reference text (macro over the statements read in at least one reference).", ""]
     lines.append(f"({res['seconds']} s)")
@@ -279,8 +364,8 @@ def to_markdown(res: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, required=True, help="bundle folder or training checkpoint (.pt)")
-    ap.add_argument("--data", type=Path, required=True, help="PTB-XL folder")
+    ap.add_argument("--model", type=Path, required="--render" not in (argv or sys.argv), help="bundle folder or training checkpoint (.pt)")
+    ap.add_argument("--data", type=Path, required="--render" not in (argv or sys.argv), help="PTB-XL folder")
     ap.add_argument("--json", type=Path, help="write the full results here")
     ap.add_argument("--markdown", type=Path, help="write the table here")
     ap.add_argument("--limit", type=int, default=0, help="first N fold-9 records only (quick runs)")
@@ -289,7 +374,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-decoding", action="store_true", help="decisions 1 and 2 only")
     ap.add_argument("--k", type=int, default=25, help="nearest training reports for the consensus (default 25)")
     ap.add_argument("--cache", type=Path, help="folder for the encoded folds 1-8 (bundles without retrieval data)")
+    ap.add_argument("--render", type=Path, help="only print the table of a --json written before")
     args = ap.parse_args(argv)
+    if args.render:
+        sys.stdout.write(to_markdown(json.loads(args.render.read_text(encoding="utf-8"))))
+        return
     for path in (args.model, args.data / "scp_statements.csv", args.data / "reports_en.csv"):
         if not path.exists():
             raise SystemExit(f"error: {path}: no such file or folder")

@@ -169,6 +169,7 @@ def test_choose_decoder_rule():
     rows["beam-5"] = {"METEOR": 0.3, "statement_macro_f1": 0.29}               # better METEOR, lower F1
     rows["beam-3"] = {"METEOR": 0.25, "statement_macro_f1": 0.3}
     assert choose_decoder(rows)[0] == "beam-3"
+    assert choose_decoder(rows, affordable={"model+retrieval consensus"})[0] == "greedy"  # beam-3 too slow
     assert choose_decoder(rows, runnable_only=False)[0] == "retrieval consensus"
     assert BUNDLE_SETTING["retrieval consensus"] is None
     rows["beam-3"]["statement_macro_f1"] = 0.1

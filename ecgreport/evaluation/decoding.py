@@ -107,11 +107,13 @@ def text_scores(references: Sequence[str], hypotheses: Sequence[str], java: bool
     return out
 
 
-def choose_decoder(results: dict[str, dict], baseline: str = "greedy", runnable_only: bool = True) -> tuple[str, str]:
+def choose_decoder(results: dict[str, dict], baseline: str = "greedy", runnable_only: bool = True,
+                   affordable: set[str] | None = None) -> tuple[str, str]:
     """The default decoding: the highest METEOR among the strategies whose statement macro F1
     is not below `baseline`'s (with `runnable_only`, only those the runtime has, see
-    `BUNDLE_SETTING`); `baseline` when none qualifies. Returns (name, the rule in words).
-    Without METEOR (no Java): BLEU-4 instead.
+    `BUNDLE_SETTING`; with `affordable`, only those in it, e.g. the ones whose cost keeps
+    ``ecgreport batch`` fast enough); `baseline` when none qualifies. Returns (name, the rule
+    in words). Without METEOR (no Java): BLEU-4 instead.
 
     >>> choose_decoder({"greedy": {"METEOR": .2, "statement_macro_f1": .3},
     ...                 "beam-3": {"METEOR": .25, "statement_macro_f1": .2},
@@ -121,8 +123,11 @@ def choose_decoder(results: dict[str, dict], baseline: str = "greedy", runnable_
     metric = "METEOR" if all("METEOR" in r for r in results.values()) else "BLEU-4"
     floor = results[baseline]["statement_macro_f1"]
     ok = [n for n, r in results.items()
-          if (BUNDLE_SETTING.get(n) or not runnable_only) and r["statement_macro_f1"] >= floor]
+          if (BUNDLE_SETTING.get(n) or not runnable_only) and (affordable is None or n in affordable or n == baseline)
+          and r["statement_macro_f1"] >= floor]
     best = max(ok, key=lambda n: (results[n][metric], n == baseline)) if ok else baseline
     among = "the strategies `ecgreport batch` can run" if runnable_only else "all strategies"
+    if affordable is not None:
+        among += " at an affordable cost"
     rule = f"highest fold-9 {metric} among {among} whose statement macro F1 is not below {baseline}'s ({floor:.3f})"
     return best, rule
