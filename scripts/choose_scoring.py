@@ -27,8 +27,16 @@ Three decisions, one table row per variant:
    bundle's retrieval data, or, without it, from folds 1-8 encoded here (``--cache`` keeps
    them). Decoding is the slow part (beam search): ``--decode-limit`` caps its records.
 
-The table goes to stdout (markdown); progress to stderr. ``--limit N``: the first N fold-9
-records (for quick runs; the choices then mean little).
+Each of decisions 1 and 2 also gets a 95% paired bootstrap interval (records resampled) of
+its mean AUC minus the old default's (scp prompts; direct scoring). Cost: a per-record cost
+"fits in batch" when, added to each of batch's workers, batch stays at least as fast as the
+rdsamp loop, given the batch/loop ratio measured in docs/benchmarks.md (`batch_affordable`);
+a scoring or decoding that does not fit is measured here and left out of ``ecgreport batch``.
+
+The table goes to stdout (markdown); progress to stderr; ``--render JSON`` prints the table
+of an earlier ``--json`` again. ``--limit N``: the first N fold-9 records (for quick runs; the
+choices then mean little). The whole of fold 9 (1,642 records) took about 4-5 minutes on
+2 busy cores for runs/r2-normalised (one onnxruntime thread).
 """
 
 from __future__ import annotations
