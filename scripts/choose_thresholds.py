@@ -21,20 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ecgreport.evaluation.labels import load_scp_statements, task_labels
-from ecgreport.evaluation.statements import extract_statements, read_reports
+from ecgreport.evaluation.labels import load_scp_statements
+from ecgreport.evaluation.pseudo import pseudo_labels
+from ecgreport.evaluation.statements import read_reports
 from ecgreport.evaluation.thresholds import FALLBACK_QUANTILE, MIN_POSITIVES, choose_thresholds
 from ecgreport.onnx.runtime import MANIFEST, ModelRunner, load_bundle, manifest_checksum
 from ecgreport.training.data import load_split
 
 FOLDS = [9]
-
-
-def pseudo_labels(reports: list[str], statements: list[dict], label_sets: dict[str, list[str]]) -> dict:
-    """{set: (n_records, n_labels) bool}: the labels of the statements read in each report."""
-    per_record = [task_labels(extract_statements(r), statements) for r in reports]
-    return {name: np.array([[lab in rec.get(name, ()) for lab in labels] for rec in per_record], dtype=bool)
-            for name, labels in label_sets.items()}
 
 
 def compute(data: Path, bundle_path: Path, batch_size: int = 256) -> dict:

@@ -4,6 +4,10 @@
 - `statements`: SCP codes read back from report text, and their precision/recall/F1.
 - `labels`: PTB-XL benchmark label sets (superclass, subclass, diagnostic, form, rhythm, all).
 - `detection`: macro ROC AUC and its bootstrap confidence interval.
+- `pseudo`: fold-9 pseudo-labels read by the extractor in the reports (for choices, no scp_codes).
+- `thresholds`: decision thresholds chosen on those; `prompt_mining`: the reports' wording for prompts.
+- `likelihood`: zero-shot scores from the decoder's likelihood of a label's prompts (runs on a bundle).
+- `decoding`: report decoding strategies (greedy, beam, consensus, MBR) and their text scores.
 
 No torch here: evaluation runs on the outputs (texts, scores) of any backend. The names below
 are imported on first use, so ``python -m ecgreport.evaluation.statements`` runs cleanly and
@@ -30,6 +34,8 @@ _EXPORTS = {
     "METRICS": "text_metrics",
     "caption_scores": "text_metrics",
     "java_available": "text_metrics",
+    "pseudo_labels": "pseudo",
+    "LikelihoodScorer": "likelihood",
 }
 __all__ = sorted(_EXPORTS)
 

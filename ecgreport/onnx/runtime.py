@@ -357,6 +357,13 @@ class ModelRunner:
                      alpha: float = 0.7) -> list[int]:
         """Beam search for window ``row`` of ``enc``; scores are length-normalised
         log-probabilities. The caches stay where ``enc`` keeps them (see :meth:`_take`)."""
+        return self.beam_hypotheses(enc, row, max_tokens, beams, alpha)[0][1]
+
+    def beam_hypotheses(self, enc: Encoded, row: int, max_tokens: int, beams: int,
+                        alpha: float = 0.7) -> list[tuple[float, list[int]]]:
+        """The finished hypotheses of :meth:`_beam_search` (score, token ids), best first (the
+        n-best list that minimum-Bayes-risk decoding chooses from); the best open beam when
+        none finished."""
         cross = self._take(enc.cross, np.full(beams, row))  # the window's cache, once per beam
         past = self._empty_past(beams)
         seqs: list[list[int]] = [[] for _ in range(beams)]
@@ -402,8 +409,8 @@ class ModelRunner:
             seqs, logp, token = new_seqs, np.array(new_logp), np.array(new_tok, np.int64)
         if not done:
             best = int(np.argmax(logp))
-            return seqs[best]
-        return max(done, key=lambda d: d[0])[1]
+            return [(float(logp[best]), seqs[best])]
+        return sorted(done, key=lambda d: -d[0])  # stable: ties keep the order they finished in
 
     def generate(self, enc: Encoded, max_tokens: int | None = None, beams: int = 1) -> list[str]:
         return [self.bundle.tokenizer.decode(ids) for ids in self.generate_ids(enc, max_tokens, beams)]
