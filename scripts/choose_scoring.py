@@ -73,19 +73,26 @@ SETS = ("superclass", "subclass", "form", "rhythm")
 # written by benchmarks/throughput.py, row 2/1): per record it spends workers x loop / speedup
 # CPU-ms, so it stays at least as fast as the loop while the added CPU-ms per record are below
 # workers x loop x (1 - 1 / speedup) (2 cores, 1.40x: 0.57 x the loop's ms per record).
+# Both benchmark pages hold the ratio; the smaller (the more recent pipeline on this project's
+# 2-core machine: docs/benchmarks-pictures.md, 1.01x) decides, so the rule is never too generous.
 BATCH_WORKERS = 2
-BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+BENCHMARKS = (DOCS / "benchmarks.md", DOCS / "benchmarks-pictures.md")
 
 
-def batch_speedup(path: Path = BENCHMARKS) -> float:
-    """The measured 'batch / rdsamp loop' ratio of docs/benchmarks.md (1.0: no headroom, if absent)."""
-    match = re.search(r"batch / rdsamp loop \| ([0-9.]+)x", path.read_text(encoding="utf-8")) if path.is_file() else None
-    return float(match.group(1)) if match else 1.0
+def batch_speedup(paths=BENCHMARKS) -> float:
+    """The smallest measured 'batch / rdsamp loop' ratio of the benchmark pages (1.0: no headroom, if absent)."""
+    found = []
+    for path in paths:
+        match = re.search(r"batch / rdsamp loop \| ([0-9.]+)x", path.read_text(encoding="utf-8")) if path.is_file() else None
+        if match:
+            found.append(float(match.group(1)))
+    return min(found) if found else 1.0
 
 
 BATCH_SPEEDUP = batch_speedup()
 BATCH_RULE = (f"added one-thread ms per record < {BATCH_WORKERS} workers x the loop's ms per record x "
-              f"(1 - 1/{BATCH_SPEEDUP:.2f}), the batch/loop speed ratio of docs/benchmarks.md")
+              f"(1 - 1/{BATCH_SPEEDUP:.2f}), the smallest batch/loop speed ratio of docs/benchmarks*.md")
 
 
 def batch_affordable(cost_ms: float, rdsamp_ms: float) -> bool:
