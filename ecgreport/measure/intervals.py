@@ -246,7 +246,7 @@ def _qrs_vectors(epochs: np.ndarray, lo: int, hi: int) -> np.ndarray:
     unit vector, each lead's straight line through its window removed first (baseline
     wander tilts a beat's QRS and would part beats of one morphology)."""
     q = epochs[:, lo:hi, :]
-    t = np.linspace(-1.0, 1.0, hi - lo)
+    t = np.arange(hi - lo) - 0.5 * (hi - lo - 1)
     q = q - q.mean(axis=1, keepdims=True)
     q = q - t[None, :, None] * (np.einsum("lwb,w->lb", q, t) / float(t @ t))[:, None, :]
     q = q.reshape(-1, epochs.shape[2])
@@ -275,10 +275,15 @@ def _dominant_beats(epochs: np.ndarray, f: int, fs_hz: float, min_corr: float,
     corr = q.T @ q
     close = corr >= min_corr
     count = close.sum(axis=1) + 1e-3 * corr.sum(axis=1)  # ties: the most typical beat
-    template = q[:, int(np.argmax(np.where(candidates, count, -np.inf)))]
-    shifts = np.arange(-reach, reach + 1)
-    best = np.stack([template @ _qrs_vectors(epochs, lo + s, hi + s) for s in shifts])
-    return (best.max(axis=0) >= min_corr) & candidates
+    best = int(np.argmax(np.where(candidates, count, -np.inf)))
+    keep = close[best] & candidates
+    miss = np.nonzero(candidates & ~keep)[0]
+    if miss.size and reach:  # only the beats that miss at zero shift are shifted
+        sub = epochs[:, :, miss]
+        shifted = np.max([q[:, best] @ _qrs_vectors(sub, lo + s, hi + s)
+                          for s in range(-reach, reach + 1) if s], axis=0)
+        keep[miss] = shifted >= min_corr
+    return keep
 
 
 def _frontal(leads: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
