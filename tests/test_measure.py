@@ -87,6 +87,18 @@ def test_unpaced_beats_after_paced_ones_are_found(spike_mv):
     np.testing.assert_array_less(np.abs(peaks / 500 - onsets - 0.03), 0.04)
 
 
+@pytest.mark.parametrize("fs", [250, 500])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_upsloping_st_segment_does_not_lengthen_the_qrs(fs, seed):
+    """An ST segment rising 0.2 mV into a 0.2 mV T wave (early repolarization) keeps the
+    spatial velocity at 5-8 % of the QRS's peak: the 5 % threshold alone ended the QRS in
+    the ST segment (146-180 ms for 90; LUDB 1-99 records 5, 7 and 17: +24 to +36 ms); the
+    knee where the velocity stops falling ends it at the QRS."""
+    sig, names = synthetic_ecg(fs_hz=fs, qrs_s=0.09, st_mv=0.2, t_mv=0.2, seed=seed)
+    m = measure_ecg(sig, fs, names)
+    assert abs(m["qrs_ms"] - 90) <= TOL_MS["qrs_ms"], m["qrs_ms"]
+
+
 def _mixed_record(n_other: int, spike_mv: float, fs: int = 500) -> tuple[np.ndarray, tuple]:
     """Ten beats at 60 /min (QRS onsets at 0.6 + k s): the first ``n_other`` are wide
     (160 ms) beats of another axis and no P wave, each after a one-sample pacing spike of
