@@ -31,10 +31,9 @@ the one interpretive electrocardiographs use, cut to what fits in about 1 ms per
    parts (so a notched, wide QRS is not cut at its notch). The QRS also ends earlier, at
    the knee where ``A``, below 8 % of its peak, stops falling (less than 2 % of the peak
    over 10 ms), stays below 8 % and points elsewhere than the QRS's last steep part
-   (cosine < 0.5): a sloping ST segment kept ``A`` above the 5 % threshold for tens of ms
-   (LUDB 1-99 QRS SD 11.8 -> 9.8 ms), while a slurred terminal S (bundle branch block)
-   keeps the QRS's direction (the largest knee that kept PTB-XL fold 9's bundle branch
-   block sensitivity at QRS >= 120 ms, 0.944). The spatial magnitude ``M(t)``
+   (cosine < 0.5), at 250 Hz and above: a sloping ST segment kept ``A`` above the 5 %
+   threshold for tens of ms (LUDB 1-99 QRS SD 11.8 -> 9.8 ms), while a slurred terminal S
+   (bundle branch block) keeps the QRS's direction. The spatial magnitude ``M(t)``
    (root sum of squares of the baseline-corrected median beats, baseline = the PR segment
    just before QRS onset) marks P and T: T peak = the largest ``M`` within 0.1 s + RR/2 of
    QRS onset, T end by the tangent method (steepest descent of ``M`` between the T peak and
@@ -432,10 +431,13 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
         for key in interval_keys:
             reasons[key] = "QRS boundaries not found on the median beat (noise?)"
         return _finish(out, details, peaks, fs_hz, {})
-    if params.knee_hi > 0:
+    if params.knee_hi > 0 and fs_hz >= 250:
         # a sloping ST segment (early repolarization) keeps A above the offset threshold
         # for tens of ms after the QRS has ended: the QRS also ends where A, below knee_hi
-        # of its peak, stops falling (by less than knee_drop of the peak over 10 ms)
+        # of its peak, stops falling (by less than knee_drop of the peak over 10 ms). Not
+        # below 250 Hz: there 10 ms is one or two samples, and on PTB-XL fold 9 (100 Hz)
+        # every knee tried cost bundle branch block sensitivity (0.944 -> 0.81-0.94) while
+        # on LUDB 1-99 resampled to 100 Hz it changed the QRS SD by 0.1 ms
         w10 = max(1, int(round(0.01 * fs_hz)))
         seg = velocity[last:int(qrs_off) + w10 + 1]
         # below knee_hi from there on (to the threshold crossing): a slurred S can pause
