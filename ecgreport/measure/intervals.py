@@ -16,7 +16,8 @@ the one interpretive electrocardiographs use, cut to what fits in about 1 ms per
    fibrillation's RR is random beat to beat; sinus arrhythmia changes slowly).
 3. **Median beat per lead, of the dominant unpaced morphology.** Epochs from 0.5 s before
    to 0.7 s after each R peak (whole epochs only), each lead's epoch minus its own mean
-   (removes baseline wander between beats). At 250 Hz and above, beats with a pacemaker
+   (removes baseline wander between beats). At 250 Hz and above (at 100 Hz a spike leaves
+   no sharp trace, and all beats are used), beats with a pacemaker
    spike (a one-sample second difference far above the QRS's slope) are set aside; with
    fewer than three unpaced beats the intervals are None ("paced rhythm"). The beats whose
    QRS correlates with the most typical beat's (0.8, all leads, best shift within 10 ms)
@@ -380,7 +381,6 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
     # (L, W, B): beats last, so that the median over beats sorts contiguous rows
     epochs = x[:, np.arange(-pre, post)[:, None] + whole[None, :]]
     epochs -= epochs.mean(axis=1, keepdims=True)
-    candidates = np.ones(whole.size, dtype=bool)
     if fs_hz >= 250:  # below, a spike of 1-2 ms leaves no sharp trace to find
         paced = _paced_beats(epochs, pre, fs_hz, params.spike_ratio)
         if whole.size - paced.sum() < params.min_beats:
@@ -389,11 +389,14 @@ def measure_ecg(signal_mv: np.ndarray, fs_hz: float, lead_names, lead_mask=None,
                                 f"{whole.size} beats): intervals of paced beats not measured")
             return _finish(out, details, peaks, fs_hz, {})
         candidates = ~paced
-    dominant = _dominant_beats(epochs, pre, fs_hz, params.min_qrs_corr, candidates)
-    if dominant.sum() < params.min_beats:  # no morphology dominates: all unpaced beats
-        dominant = candidates
-    if not dominant.all():
-        epochs, whole = epochs[:, :, dominant], whole[dominant]
+        # the dominant morphology only where paced beats can be set aside: at 100 Hz the
+        # largest group of a half-paced record can be the paced one (LUDB 1-99 resampled
+        # to 100 Hz: QRS SD 16.8 -> 18.9 ms with it, QT 16.5 -> 18.0)
+        dominant = _dominant_beats(epochs, pre, fs_hz, params.min_qrs_corr, candidates)
+        if dominant.sum() < params.min_beats:  # no morphology dominates: all unpaced beats
+            dominant = candidates
+        if not dominant.all():
+            epochs, whole = epochs[:, :, dominant], whole[dominant]
     # the median over beats by sorting (np.median's partition is 3x slower on ~10 beats)
     ranked = np.sort(epochs, axis=2)
     mid = whole.size // 2
