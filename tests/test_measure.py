@@ -87,6 +87,56 @@ def test_unpaced_beats_after_paced_ones_are_found(spike_mv):
     np.testing.assert_array_less(np.abs(peaks / 500 - onsets - 0.03), 0.04)
 
 
+@pytest.mark.parametrize("fs", [250, 500])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_upsloping_st_segment_does_not_lengthen_the_qrs(fs, seed):
+    """An ST segment rising 0.2 mV into a 0.2 mV T wave (early repolarization) keeps the
+    spatial velocity at 5-8 % of the QRS's peak: the 5 % threshold alone ended the QRS in
+    the ST segment (146-180 ms for 90; LUDB 1-99 records 5, 7 and 17: +24 to +36 ms); the
+    knee where the velocity stops falling ends it at the QRS."""
+    sig, names = synthetic_ecg(fs_hz=fs, qrs_s=0.09, st_mv=0.2, t_mv=0.2, seed=seed)
+    m = measure_ecg(sig, fs, names)
+    assert abs(m["qrs_ms"] - 90) <= TOL_MS["qrs_ms"], m["qrs_ms"]
+
+
+def _mixed_record(n_other: int, spike_mv: float, fs: int = 500) -> tuple[np.ndarray, tuple]:
+    """Ten beats at 60 /min (QRS onsets at 0.6 + k s): the first ``n_other`` are wide
+    (160 ms) beats of another axis and no P wave, each after a one-sample pacing spike of
+    ``spike_mv`` (none if 0: ventricular ectopics); the rest sinus beats with PR 160 ms and
+    QRS 90 ms."""
+    sinus, names = synthetic_ecg(heart_rate=60, fs_hz=fs, pr_s=0.16, qrs_s=0.09, qt_s=0.40)
+    wide, _ = synthetic_ecg(heart_rate=60, fs_hz=fs, qrs_s=0.16, qt_s=0.44, qrs_axis_deg=-60,
+                            t_axis_deg=120, af=True, seed=1)
+    cut = int((0.6 + n_other - 0.4) * fs)  # between the last wide beat's T and the next P
+    sig = np.concatenate((wide[:, :cut], sinus[:, cut:]), axis=1)
+    for k in range(n_other if spike_mv else 0):
+        sig[:, int((0.6 + k - 0.004) * fs)] += spike_mv
+    return sig, names
+
+
+@pytest.mark.parametrize("n_other, spike_mv", [(3, 0.0), (5, 1.5), (6, 1.5)])
+def test_median_beat_of_the_dominant_unpaced_morphology(n_other, spike_mv):
+    """Ectopic or paced beats among sinus beats: the median beat is made of the sinus beats
+    only (the dominant unpaced morphology), so QRS and PR are theirs (LUDB record 95: half
+    paced, half unpaced, the median over all beats gave QRS +46 ms)."""
+    sig, names = _mixed_record(n_other, spike_mv)
+    m = measure_ecg(sig, 500, names)
+    assert abs(m["qrs_ms"] - 90) <= TOL_MS["qrs_ms"], m["qrs_ms"]
+    assert abs(m["pr_ms"] - 160) <= TOL_MS["pr_ms"], m["pr_ms"]
+    assert m["heart_rate_bpm"] == 60  # the rate still counts every beat
+
+
+def test_paced_rhythm_leaves_intervals_empty_with_its_reason():
+    """Eight of ten beats paced: fewer than three unpaced beats remain, so the intervals are
+    None with a reason that names the pacing; the rate is still measured."""
+    sig, names = _mixed_record(8, 1.5)
+    m = measure_ecg(sig, 500, names)
+    assert m["heart_rate_bpm"] == 60
+    for key in ("pr_ms", "qrs_ms", "qt_ms", "qrs_axis_deg"):
+        assert m[key] is None
+        assert m["reasons"][key].startswith("paced rhythm (pacemaker spikes in 8 of"), m["reasons"]
+
+
 @pytest.mark.parametrize("fs", [100, 500])
 def test_flat_t_wave_leaves_qt_empty_with_its_reason(fs):
     """A T wave of 0.03 mV (dipole) has no end a reader could check: QT, QTc and the T axis

@@ -34,12 +34,14 @@ def synthetic_ecg(heart_rate: float = 70, fs_hz: float = 500, duration_s: float 
                   qt_s: float = 0.40, qrs_axis_deg: float = 60, t_axis_deg: float = 45,
                   p_axis_deg: float = 55, af: bool = False, noise_mv: float = 0.01,
                   seed: int = 0, t_mv: float = 0.35, ta_mv: float = 0.0,
-                  ) -> tuple[np.ndarray, tuple[str, ...]]:
+                  st_mv: float = 0.0) -> tuple[np.ndarray, tuple[str, ...]]:
     """``(12, duration_s * fs_hz)`` mV and the lead names. ``af``: no P waves, random RR
     (+-25 %) and 6 Hz fibrillatory waves of 0.05 mV. QRS onset of the first beat at 0.6 s.
     ``t_mv``: the T wave's dipole amplitude; ``ta_mv``: an atrial repolarization (Ta) wave,
     opposite to P, from P's end to 60 ms past QRS onset, that depresses the PR segment
-    below the TP segment (``ta_mv`` > 0 gives its depth).
+    below the TP segment (``ta_mv`` > 0 gives its depth). ``st_mv``: an upsloping ST segment
+    (early repolarization), a straight rise from QRS end to ``st_mv`` at T's start along the
+    T axis, that returns to baseline at T's end.
 
     >>> sig, names = synthetic_ecg(fs_hz=100)
     >>> sig.shape, names[5]
@@ -72,6 +74,9 @@ def synthetic_ecg(heart_rate: float = 70, fs_hz: float = 500, duration_s: float 
         add(-_pulse(t, q0 + 0.6 * qrs_s, 0.4 * qrs_s), 0.35, qrs_axis_deg, 1.5)   # S
         t_start = q0 + qrs_s + 0.06
         add(_pulse(t, t_start, q0 + qt_s - t_start, skew=1.6), t_mv, t_axis_deg, -0.3)
+        if st_mv:
+            ramp = np.interp(t, [q0 + qrs_s, t_start, q0 + qt_s], [0.0, 1.0, 0.0], 0.0, 0.0)
+            add(ramp, st_mv, t_axis_deg, -0.3)
     if af:
         for k in range(2):
             phase = rng.uniform(0, 2 * np.pi)
