@@ -132,8 +132,12 @@ def markdown(results: list[dict], meta: dict) -> str:
 
     def kept(r: dict) -> str:
         """Share of the baseline's superclass AUC above chance, and of its statement F1."""
-        auc = (r["auc"][default]["superclass"] - 0.5) / (base["auc"][default]["superclass"] - 0.5)
-        return f"{auc:.0%} of the AUC above chance and {r['statement_micro_f1'] / base['statement_micro_f1']:.0%} of the statement F1"
+        # A baseline at chance (or no statement F1) leaves nothing to keep a share of: say so
+        # rather than divide by zero (a handful of records can score exactly 0.5).
+        above = base["auc"][default]["superclass"] - 0.5
+        auc = f"{(r['auc'][default]['superclass'] - 0.5) / above:.0%}" if above > 0 else "n/a"
+        f1 = f"{r['statement_micro_f1'] / base['statement_micro_f1']:.0%}" if base["statement_micro_f1"] > 0 else "n/a"
+        return f"{auc} of the AUC above chance and {f1} of the statement F1"
 
     by_leads: dict[int, list[dict]] = {}
     for r in results[1:]:

@@ -74,6 +74,24 @@ def ablation_table(root: Path) -> list[str]:
                     "Commands (`scripts/ablation.sh PTBXL` runs them all, one at a time, resumable):", ""] + commands
 
 
+def comparison_table(new: dict, old: dict) -> list[str]:
+    """The shipped bundle against the one it replaced, on the fold-10 numbers of issue #14
+    (the bundle is replaced only when it is better on all of them)."""
+    def nums(res: dict) -> dict:
+        z = res["zero_shot"][res.get("zero_shot_default") or "direct"]
+        rg, st = res["report_generation"]["model"], res["clinical_statements"]["model"]
+        out = {f"{t} macro AUC": z[t]["macro_auc"] for t in ("superclass", "subclass", "form", "rhythm") if t in z}
+        out.update({"METEOR (normalised references)": rg["METEOR"], "statement micro F1": st["micro_f1"],
+                    "statement macro F1": st["macro_f1"]})
+        return out
+    a, b = nums(new), nums(old)
+    lines = ["| fold 10 | previous bundle | shipped bundle | better |", "|---|---|---|---|"]
+    for k in a:
+        if k in b:
+            lines.append(f"| {k} | {b[k]:.3f} | {a[k]:.3f} | {'yes' if a[k] > b[k] else 'NO'} |")
+    return lines
+
+
 def _kept_block(out: Path, start: str, end: str) -> list[str]:
     """A block another script wrote into `out` (or an earlier round's), kept as it is."""
     text = out.read_text() if out.is_file() else ""
@@ -94,6 +112,7 @@ def main() -> None:
     ap.add_argument("--bundle-command", default="ecgreport evaluate --data PTBXL --json runs/export-eval.json",
                     help="the command that produced --bundle-eval, quoted in the document")
     ap.add_argument("--ablation", type=Path, help="folder of ablation runs (scripts/ablation.sh)")
+    ap.add_argument("--previous-eval", type=Path, help="evaluate --json of the bundle the shipped one replaced")
     ap.add_argument("--levers", type=Path, help="Markdown of scripts/choose_scoring.py (fold-9 scoring and decoding levers)")
     ap.add_argument("--out", type=Path, default=Path("docs/results.md"))
     ap.add_argument("--readme", type=Path, help="also rewrite the summary between the results markers of this README")
@@ -104,12 +123,21 @@ def main() -> None:
     if args.bundle_eval:
         res = json.loads(args.bundle_eval.read_text())
         parts += [f"Command: `{args.bundle_command}`", "", to_markdown(res, "The shipped model (export/)")]
+        if args.previous_eval:
+            parts += ["### Against the bundle it replaced", "",
+                      "The same `ecgreport evaluate` on the previous bundle (git history: `export/` before the "
+                      "round-2 model), current code and references:", "",
+                      *comparison_table(res, json.loads(args.previous_eval.read_text())), ""]
     if args.ablation:
         parts += ["## Ablation: the model levers of round 2 (same budget per row except `short`; PyTorch checkpoints, fold 10)", "",
                   *ablation_table(args.ablation), ""]
     if args.levers:
-        parts += ["## Scoring and decoding levers (fold 9, chosen without labels)", "",
-                  args.levers.read_text().strip(), ""]
+        levers = args.levers.read_text().strip().splitlines()
+        if levers and levers[0].startswith("## "):  # the page has its own heading for it
+            levers = levers[1:]
+        while levers and not levers[0].strip():
+            levers = levers[1:]
+        parts += ["## Scoring and decoding levers (fold 9, chosen without labels)", "", *levers, ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     parts += _kept_block(args.out, "<!-- BEGIN ablation-round1 -->", "<!-- END ablation-round1 -->")
     parts += _foreign_block(args.out)
