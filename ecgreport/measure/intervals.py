@@ -265,7 +265,7 @@ def _qrs_vectors(epochs: np.ndarray, lo: int, hi: int) -> np.ndarray:
 def _dominant_beats(epochs: np.ndarray, f: int, fs_hz: float, min_corr: float,
                     candidates: np.ndarray) -> np.ndarray:
     """The beats of the dominant QRS morphology in ``epochs`` ``(n_leads, n_window,
-    n_beats)`` mV (R peak at sample ``f``), and each beat's shift onto it.
+    n_beats)`` mV (R peak at sample ``f``).
 
     Each beat's QRS (80 ms before to 120 ms after the R peak, all leads as one vector) is
     correlated with every other's; the beat with the most partners above ``min_corr`` is
