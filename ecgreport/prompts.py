@@ -79,28 +79,19 @@ LEGACY_REPORT_PHRASES: dict[str, list[str]] = {
     "SR": ["sinus rhythm"],
 }
 
-# The same, in the standard terms of `normalise_report`'s table (styles "normalised" and
-# "report"): each is a fixed point of `normalise_report` (tests/test_scoring_levers.py).
+# The same in the standard terms of `normalise_report`'s table (styles "normalised" and
+# "report"): the legacy phrases where they already are standard terms, these where the
+# device vocabulary differs or a report phrasing is added. Each phrase is a fixed point of
+# `normalise_report` (tests/test_scoring_levers.py).
 REPORT_PHRASES: dict[str, list[str]] = {
+    **LEGACY_REPORT_PHRASES,
     "NORM": ["sinus rhythm. normal ecg.", "normal ecg", "sinus rhythm normal axis normal ecg"],
     "LAFB": ["left anterior hemiblock", "left axis deviation. left anterior fascicular block."],
-    "LPFB": ["left posterior hemiblock"],
-    "IRBBB": ["incomplete right bundle branch block"],
-    "CRBBB": ["right bundle branch block"],
-    "CLBBB": ["left bundle branch block"],
     "1AVB": ["first degree av block", "prolonged pr interval"],
     "LVH": ["voltages suggest left ventricular hypertrophy", "left ventricular hypertrophy with strain",
             "left ventricular strain pattern"],
     "LAO/LAE": ["left atrial abnormality, left atrial enlargement"],
     "RAO/RAE": ["right atrial abnormality, right atrial enlargement"],
-    "IMI": ["inferior infarction, probably old", "qrs (t) abnormal, inferior infarct"],
-    "ASMI": ["anteroseptal infarction, probably old", "qrs (t) abnormal, anteroseptal infarct"],
-    "AMI": ["anterior infarction"],
-    "NDT": ["non-specific t wave abnormality"],
-    "NST_": ["non-specific st-t changes"],
-    "ISC_": ["st-t changes as in ischemia"],
-    "AFIB": ["atrial fibrillation"],
-    "SR": ["sinus rhythm"],
 }
 
 PROMPT_STYLES = ("scp", "normalised", "report")

@@ -119,6 +119,11 @@ def open_model(model: Path, data: Path, work: Path):
     return ModelRunner(load_bundle(model), device="cpu", threads=1)
 
 
+def scored_columns(y: np.ndarray) -> list[int]:
+    """The labels (columns of pseudo-truth `y`) with >= MIN_POSITIVES positives and a negative."""
+    return [j for j in range(y.shape[1]) if MIN_POSITIVES <= y[:, j].sum() < len(y)]
+
+
 def set_aucs(scores: dict[str, np.ndarray], pseudo: dict[str, np.ndarray], names: dict[str, list[str]]) -> dict:
     """{set: {"macro_auc", "n_labels", "per_label"}} over the labels with >= MIN_POSITIVES pseudo-positives
     (and at least one negative), and "mean" over the sets."""
@@ -127,7 +132,7 @@ def set_aucs(scores: dict[str, np.ndarray], pseudo: dict[str, np.ndarray], names
         if name not in scores:
             continue
         y = pseudo[name]
-        cols = [j for j in range(y.shape[1]) if MIN_POSITIVES <= y[:, j].sum() < len(y)]
+        cols = scored_columns(y)
         if not cols:
             continue
         macro, per = macro_auc(y[:, cols], np.asarray(scores[name])[:, cols], [names[name][j] for j in cols])
@@ -142,8 +147,7 @@ def paired_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray], pseudo
     'mean over sets of macro AUC' of scores `a` minus scores `b`, on the labels `set_aucs` scores."""
     rng = np.random.default_rng(seed)
     sets = [k for k in SETS if k in a and k in b]
-    cols = {k: [j for j in range(pseudo[k].shape[1]) if MIN_POSITIVES <= pseudo[k][:, j].sum() < len(pseudo[k])]
-            for k in sets}
+    cols = {k: scored_columns(pseudo[k]) for k in sets}
     sets = [k for k in sets if cols[k]]
     if not sets:
         return [float("nan"), float("nan")]
@@ -175,7 +179,7 @@ def rdsamp_ms(data: Path, n: int = 200) -> float:
     root = data / "records100" if (data / "records100").is_dir() else data
     headers = find_headers(data, min(n, sum(1 for _ in root.rglob("*.hea"))))
     warm_page_cache(headers)
-    return 1000 * time_rdsamp(headers) / n
+    return 1000 * time_rdsamp(headers) / max(1, len(headers))
 
 
 def train_neighbours(runner, data: Path, emb: np.ndarray, k: int, cache: Path | None) -> list[list[str]]:
@@ -302,7 +306,7 @@ def compute(args) -> dict:
             refs = fold.reports[:n_dec]
             with contextlib.redirect_stdout(sys.stderr):  # pycocoevalcap prints its progress
                 rows = {name: {**text_scores(refs, texts[name]), "ms_per_record": cost[name]} for name in DECODERS}
-            floor_dec = rdsamp_ms(data)
+            floor_dec = floor_ms  # the same read floor as decision 2's, measured once
             # the greedy decoder is in today's batch already: only the extra cost counts
             affordable = {n for n, r in rows.items()
                           if batch_affordable(r["ms_per_record"] - rows["greedy"]["ms_per_record"], floor_dec)}

@@ -18,6 +18,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ecgreport.outputs.writers import read_jsonl  # noqa: E402
 START, END = "<!-- example:start (scripts/readme_example.py) -->", "<!-- example:end -->"
 REPORT = "bradycardia_100hz"
 ROWS = ("bradycardia_100hz", "normal_sinus_100hz", "tachycardia_100hz")
@@ -32,42 +35,16 @@ def excerpt(report: str) -> str:
     return "\n".join(lines[start:end]).rstrip()
 
 
-def section(name: str, report: str) -> list[str]:
-    lines = report.splitlines()
-    try:
-        i = next(i for i, l in enumerate(lines) if l.startswith(name))
-    except StopIteration:
-        return []
-    out = []
-    for l in lines[i + 1:]:
-        if not l.startswith("  "):
-            break
-        out.append(l.strip())
-    return out
-
-
-def called_findings(report: str) -> list[str]:
-    """The labels listed under 'Findings called present' (e.g. 'STACH'), in order."""
-    lines = report.splitlines()
-    start = next((i for i, l in enumerate(lines) if l.startswith("Findings called present")), len(lines))
-    out = []
-    for l in lines[start + 1:]:
-        if l and not l.startswith(" ") and not l.startswith(("the ECG", "PTB-XL", "under")):
-            break
-        if l.lstrip().startswith("- "):
-            out.append(l.strip()[2:].split(" (", 1)[0])
-    return out
-
-
 def block(out: Path) -> str:
     report = (out / "reports" / f"{REPORT}.txt").read_text(encoding="utf-8")
     with (out / "diagnoses.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     table = [",".join(rows[0][:COLUMNS])] + [",".join(r[:COLUMNS]) for r in rows[1:] if r[0] in ROWS]
-    tachy = (out / "reports" / "tachycardia_100hz.txt").read_text(encoding="utf-8")
-    generated = " ".join(section("Generated report", tachy))
-    called = called_findings(tachy)
-    checked = " ".join(section("Checked against the measurements", tachy))
+    # What the run says of the tachycardia, from records.jsonl (the same fields the report prints).
+    tachy = next(e for e in read_jsonl(out / "records.jsonl") if e["record_id"] == "tachycardia_100hz")
+    generated = tachy.get("report") or ""
+    called = [f["label"] for f in tachy.get("findings_present") or []]
+    checked = " ".join(tachy.get("measurement_flags") or [])
     return "\n".join([
         START,
         "An excerpt of real output (`ecgreport batch sample_ecgs --out ecgreport-out`; the samples are",

@@ -25,18 +25,3 @@ def test_readme_example_matches_a_fresh_run(tmp_path):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     shown = mod.START + readme.split(mod.START, 1)[1].split(mod.END, 1)[0] + mod.END
     assert shown == mod.block(out), "README example is stale: python scripts/readme_example.py"
-
-
-def test_called_findings_reads_the_report_layout():
-    report = "\n".join([
-        "Findings called present: the cosine similarity (-1 to 1, NOT a probability) between",
-        "the ECG and the label's text is at or above the label's threshold, chosen on",
-        "PTB-XL fold 9 from the statements in its own reports. Each finding is listed once,",
-        "under the first label set that has it.",
-        "  rhythm:",
-        "    - STACH (sinus tachycardia): 0.7 (threshold 0.5)",
-        "",
-        "Input warnings:",
-        "  - not a finding",
-    ])
-    assert _script().called_findings(report) == ["STACH"]
