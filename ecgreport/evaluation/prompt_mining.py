@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from ecgreport.evaluation.statements import RULES, extract_statements, read_reports
+from ecgreport.evaluation.statements import RULES, extract_statements
 from ecgreport.reports import normalise_report
 
 TRAIN_FOLDS = frozenset(range(1, 9))
@@ -84,12 +84,11 @@ def mine(reports: Iterable[str], per_code: int = PER_CODE, min_count: int = MIN_
 
 
 def training_reports(data_dir: Path) -> list[str]:
-    """The English reports of PTB-XL folds 1-8 (ptbxl_database.csv's strat_fold)."""
-    data_dir = Path(data_dir)
-    with open(data_dir / "ptbxl_database.csv", newline="", encoding="utf-8") as fh:
-        fold = {int(float(r["ecg_id"])): int(r["strat_fold"]) for r in csv.DictReader(fh)}
-    reports = read_reports(data_dir / "reports_en.csv")
-    return [text for i, text in sorted(reports.items()) if fold.get(i) in TRAIN_FOLDS]
+    """The English reports of PTB-XL folds 1-8, read by the dataset reader training uses."""
+    from ecgreport.dataset.format import open_dataset
+
+    ds = open_dataset(Path(data_dir))
+    return [ds.reports[row.record_id] for row in ds.select(sorted(str(f) for f in TRAIN_FOLDS))]
 
 
 def to_csv(rows: list[tuple[str, str, int]]) -> str:
