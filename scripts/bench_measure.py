@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -45,16 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ludb", type=Path, default=REPO.parent / "shared" / "data" / "ludb")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    import wfdb
     from scipy.signal import resample_poly
-    from validate_measurements import LUDB_LEADS, STD_LEADS, ludb_records
+    from validate_measurements import STD_LEADS, ludb_records, read_ludb_signal
 
     before = load_revision(args.before)
-    signals = []
-    for rec in ludb_records(args.ludb):
-        sig, fields = wfdb.rdsamp(str(rec))
-        names = [STD_LEADS[LUDB_LEADS.index(n.lower())] for n in fields["sig_name"]]
-        signals.append(sig.T[[names.index(n) for n in STD_LEADS]].astype(np.float64))
+    signals = [read_ludb_signal(rec)[0] for rec in ludb_records(args.ludb)]
     for fs in (500, 100):
         batch = signals if fs == 500 else [resample_poly(x, 1, 5, axis=1) for x in signals]
         best = {"before": float("inf"), "after": float("inf")}

@@ -213,21 +213,23 @@ def ludb_records(ludb: Path) -> list[Path]:
                   key=lambda p: int(p.name))
 
 
+def read_ludb_signal(rec: Path) -> tuple[np.ndarray, float]:
+    """A LUDB record's signal ``(12, n_samples)`` mV in STD_LEADS order, and its rate."""
+    import wfdb
+
+    sig, fields = wfdb.rdsamp(str(rec))
+    names = [STD_LEADS[LUDB_LEADS.index(n.lower())] for n in fields["sig_name"]]
+    return sig.T.astype(np.float64)[[names.index(n) for n in STD_LEADS]], float(fields["fs"])
+
+
 def run_ludb(ludb: Path, with_neurokit: bool, ids: set[int] | None = None,
              fs_out: int | None = None) -> dict:
     """Per record: reference, ecgreport and neurokit2 beats and measurements."""
-    import wfdb
-
     out = []
     for rec in ludb_records(ludb):
         if ids is not None and int(rec.name) not in ids:
             continue
-        sig, fields = wfdb.rdsamp(str(rec))
-        fs = float(fields["fs"])
-        names = [STD_LEADS[LUDB_LEADS.index(n.lower())] for n in fields["sig_name"]]
-        signal = sig.T.astype(np.float64)
-        order = [names.index(n) for n in STD_LEADS]
-        signal = signal[order]
+        signal, fs = read_ludb_signal(rec)
         ref = ludb_reference(rec, fs)
         if fs_out is not None and fs_out != fs:  # as PTB-XL's 100 Hz copies were made
             from scipy.signal import resample_poly
