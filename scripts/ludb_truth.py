@@ -236,7 +236,7 @@ def foreign_section(res: dict, per: dict, cmds: list[list[str]], rules: list[Rul
     method = per["method"]
     zs = res["zero_shot"]
     m = foreign_means(per)
-    mean, many_mean, aucs, many = m["mean_auc"], m["mean_auc_min_positives"], range(m["n_labels"]), range(m["n_labels_min_positives"])
+    mean, many_mean = m["mean_auc"], m["mean_auc_min_positives"]
     lines = [
         "## Foreign data: LUDB",
         "",
@@ -255,8 +255,8 @@ def foreign_section(res: dict, per: dict, cmds: list[list[str]], rules: list[Rul
         "overload, early repolarisation, wandering pacemaker, sinoatrial block, aberrant conduction, the "
         "infarct's wall; LUDB never writes 'normal ECG', so NORM is not mapped.",
         "",
-        f"**Mean AUC over all {len(aucs)} mapped labels with an AUC: {mean:.4f}** ({_verdict(mean)}); over the "
-        f"{len(many)} labels with at least {FEW} positives: {many_mean:.4f} ({_verdict(many_mean)}). Each label "
+        f"**Mean AUC over all {m['n_labels']} mapped labels with an AUC: {mean:.4f}** ({_verdict(mean)}); over the "
+        f"{m['n_labels_min_positives']} labels with at least {FEW} positives: {many_mean:.4f} ({_verdict(many_mean)}). Each label "
         "counts once in a mean, so a label with one positive weighs as much as one with 56.",
         "",
         "Commands (`$LUDB`: the LUDB folder; the second runs the third, then scores the same records again "
